@@ -1,0 +1,287 @@
+//! Checked access to the shared arena.
+//!
+//! The arena is one contiguous region shared by every process (or worker, or
+//! task) that uses a namespace, mapped at a different address in each. Nothing
+//! in it is a pointer: records refer to each other by byte offsets from the
+//! start of the arena ([`Off`]), and every offset is resolved through
+//! [`Arena::get`], which checks bounds and alignment. A bad offset read from the
+//! arena is an [`Errno::CORRUPT`] error, never a wild read.
+//!
+//! # Why everything is an atomic
+//!
+//! Any process that can write the arena can write any byte of it at any time: a
+//! bug, a crash half-way through a store sequence, or malice. A plain Rust
+//! reference to memory that another process writes concurrently is undefined
+//! behaviour, so the arena is viewed as a slice of [`Word`]s, each an
+//! `AtomicU32`. Every bit pattern is a valid `Word`, and concurrent access to
+//! atomics is defined; the worst another process can do is hand us a wrong
+//! value, which the code that reads it must check. Fields that the locking
+//! rules protect are accessed with `Relaxed` ordering ([`Word::get`],
+//! [`Word::set`]): the lock provides the ordering. Only 32-bit atomics are used,
+//! because some targets (thumbv7em) have no 64-bit ones.
+//!
+//! # Records
+//!
+//! A [`Record`] is a `#[repr(C)]` struct made only of `Word`s and arrays or
+//! structs of them, so it is a run of words with named fields. `Arena::get`
+//! turns an offset into `&Record` after checking that the whole record lies
+//! inside the arena and is word-aligned; this is the one place where the core
+//! uses `unsafe`.
+
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::errno::{Errno, Result};
+
+/// One 32-bit word of the arena.
+#[repr(transparent)]
+pub struct Word(AtomicU32);
+
+impl Word {
+    /// A word holding `value` (for arenas built in static memory).
+    pub const fn new(value: u32) -> Word {
+        Word(AtomicU32::new(value))
+    }
+
+    /// Reads a field protected by a lock (or one whose every value is checked).
+    #[inline]
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Writes a field protected by a lock held by the caller.
+    #[inline]
+    pub fn set(&self, value: u32) {
+        self.0.store(value, Ordering::Relaxed)
+    }
+
+    /// The atomic itself, for lock words and other fields touched without a lock.
+    #[inline]
+    pub fn atomic(&self) -> &AtomicU32 {
+        &self.0
+    }
+}
+
+/// A pair of words holding a 64-bit value (low word first). Written only under
+/// the lock that protects it, so the two halves are always seen together.
+#[repr(C)]
+pub struct Word64 {
+    lo: Word,
+    hi: Word,
+}
+
+impl Word64 {
+    /// Reads the value.
+    pub fn get(&self) -> u64 {
+        u64::from(self.lo.get()) | (u64::from(self.hi.get()) << 32)
+    }
+
+    /// Writes the value.
+    pub fn set(&self, value: u64) {
+        self.lo.set(value as u32);
+        self.hi.set((value >> 32) as u32);
+    }
+
+    /// The two halves, for journaled writes.
+    pub(crate) fn halves(&self) -> (&Word, &Word) {
+        (&self.lo, &self.hi)
+    }
+}
+
+/// A run of words with named fields, viewable in place in the arena.
+///
+/// # Safety
+///
+/// The implementing type must be `#[repr(C)]` and contain only [`Word`]s,
+/// arrays of records, and other records, with no padding. Then its size is a
+/// multiple of 4, its alignment is 4, every bit pattern is a valid value, and
+/// all of it may be shared between threads and processes.
+pub unsafe trait Record: Sized {
+    /// Size in bytes; checked at compile time to be a multiple of the word size.
+    const SIZE: u32 = {
+        assert!(size_of::<Self>() % 4 == 0 && align_of::<Self>() == 4);
+        assert!(size_of::<Self>() <= u32::MAX as usize);
+        size_of::<Self>() as u32
+    };
+}
+
+// SAFETY: a `Word` is a transparent `AtomicU32`: 4 bytes, alignment 4, any bits valid.
+unsafe impl Record for Word {}
+// SAFETY: `repr(C)` pair of `Word`s, no padding.
+unsafe impl Record for Word64 {}
+// SAFETY: an array of records is a run of records with no padding between them.
+unsafe impl<T: Record, const N: usize> Record for [T; N] {}
+
+/// The byte offset of a `T` in the arena. Creating one checks nothing;
+/// resolving it through [`Arena::get`] checks everything.
+pub struct Off<T> {
+    raw: u32,
+    record: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Off<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Off<T> {}
+impl<T> PartialEq for Off<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+impl<T> Eq for Off<T> {}
+impl<T> core::fmt::Debug for Off<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Off({:#x})", self.raw)
+    }
+}
+
+impl<T> Off<T> {
+    /// An offset from its raw byte value.
+    pub const fn new(raw: u32) -> Self {
+        Off {
+            raw,
+            record: PhantomData,
+        }
+    }
+
+    /// The raw byte value.
+    pub const fn raw(self) -> u32 {
+        self.raw
+    }
+}
+
+impl<T: Record> Off<T> {
+    /// The offset of element `index` in an array of `T` starting here; an
+    /// overflow gives [`Errno::CORRUPT`].
+    pub fn index(self, index: u32) -> Result<Off<T>> {
+        index
+            .checked_mul(T::SIZE)
+            .and_then(|delta| self.raw.checked_add(delta))
+            .map(Off::new)
+            .ok_or(Errno::CORRUPT)
+    }
+}
+
+/// A view of an arena: a run of words shared with other processes.
+///
+/// It is `Copy`: it only borrows the memory, which the platform keeps mapped
+/// for `'m`.
+#[derive(Clone, Copy)]
+pub struct Arena<'m> {
+    words: &'m [Word],
+}
+
+impl<'m> Arena<'m> {
+    /// Views shared memory as an arena. Its length is a whole number of words;
+    /// at most `u32::MAX` bytes of it are addressable, since offsets are 32-bit.
+    pub fn new(words: &'m [AtomicU32]) -> Arena<'m> {
+        let usable = words.len().min(u32::MAX as usize / 4);
+        // SAFETY: `Word` is `repr(transparent)` over `AtomicU32`, so a slice of one
+        // is a slice of the other with the same length, layout and lifetime.
+        let words = unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<Word>(), usable) };
+        Arena { words }
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> u32 {
+        // Fits: `new` caps the length at `u32::MAX / 4` words.
+        (self.words.len() * 4) as u32
+    }
+
+    /// Whether the arena has no words at all.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Resolves an offset: the record must lie wholly inside the arena and be
+    /// word-aligned, else [`Errno::CORRUPT`].
+    #[inline]
+    pub fn get<T: Record>(&self, off: Off<T>) -> Result<&'m T> {
+        let start = off.raw as usize;
+        let end = start.checked_add(T::SIZE as usize).ok_or(Errno::CORRUPT)?;
+        if start % 4 != 0 || end > self.words.len() * 4 {
+            return Err(Errno::CORRUPT);
+        }
+        let first = &self.words[start / 4];
+        // SAFETY: `start..end` is inside `self.words` (checked above) and 4-aligned,
+        // and `T: Record` is a `repr(C)` run of `Word`s with any bit pattern valid,
+        // so the words there are a valid `T` for as long as the slice is borrowed.
+        Ok(unsafe { &*(first as *const Word).cast::<T>() })
+    }
+
+    /// Resolves `count` consecutive records starting at `off`.
+    pub fn slice<T: Record>(&self, off: Off<T>, count: u32) -> Result<&'m [T]> {
+        let start = off.raw as usize;
+        let bytes = (count as usize)
+            .checked_mul(T::SIZE as usize)
+            .ok_or(Errno::CORRUPT)?;
+        let end = start.checked_add(bytes).ok_or(Errno::CORRUPT)?;
+        if start % 4 != 0 || end > self.words.len() * 4 {
+            return Err(Errno::CORRUPT);
+        }
+        let words = &self.words[start / 4..end / 4];
+        // SAFETY: as in `get`: the range is inside the arena and aligned, and
+        // `count` records of `T` occupy exactly these words.
+        Ok(unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<T>(), count as usize) })
+    }
+
+    /// The offset of a word that lies inside this arena (for the undo journal).
+    pub(crate) fn offset_of(&self, word: &Word) -> Result<u32> {
+        let base = self.words.as_ptr() as usize;
+        let at = word as *const Word as usize;
+        at.checked_sub(base)
+            .filter(|delta| *delta < self.words.len() * 4)
+            .map(|delta| delta as u32)
+            .ok_or(Errno::CORRUPT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[repr(C)]
+    struct Pair {
+        a: Word,
+        b: Word,
+    }
+    // SAFETY: `repr(C)`, two words, no padding.
+    unsafe impl Record for Pair {}
+
+    fn memory(words: usize) -> std::vec::Vec<AtomicU32> {
+        (0..words).map(|_| AtomicU32::new(0)).collect()
+    }
+
+    #[test]
+    fn resolves_records_inside_and_rejects_the_rest() {
+        let mem = memory(4);
+        let arena = Arena::new(&mem);
+        assert_eq!(arena.len(), 16);
+        let pair = arena.get(Off::<Pair>::new(8)).unwrap();
+        pair.b.set(7);
+        assert_eq!(mem[3].load(Ordering::Relaxed), 7);
+        assert_eq!(arena.get(Off::<Pair>::new(12)).err(), Some(Errno::CORRUPT));
+        assert_eq!(arena.get(Off::<Pair>::new(2)).err(), Some(Errno::CORRUPT));
+        assert_eq!(
+            arena.get(Off::<Pair>::new(u32::MAX)).err(),
+            Some(Errno::CORRUPT)
+        );
+        assert_eq!(arena.slice(Off::<Pair>::new(0), 2).unwrap().len(), 2);
+        assert!(arena.slice(Off::<Pair>::new(0), 3).is_err());
+        assert!(arena.slice(Off::<Pair>::new(4), u32::MAX).is_err());
+        assert!(Off::<Pair>::new(u32::MAX - 4).index(1).is_err());
+        assert_eq!(arena.offset_of(&pair.b).unwrap(), 12);
+    }
+
+    #[test]
+    fn word64_round_trips() {
+        let mem = memory(2);
+        let arena = Arena::new(&mem);
+        let w = arena.get(Off::<Word64>::new(0)).unwrap();
+        w.set(0x1234_5678_9abc_def0);
+        assert_eq!(w.get(), 0x1234_5678_9abc_def0);
+    }
+}

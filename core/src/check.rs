@@ -1,0 +1,353 @@
+//! Verifying every invariant of an arena.
+//!
+//! [`Namespace::check`] walks the header, the object tables, the heap and the
+//! locks, and reports each violation as a [`Problem`] in plain words. It reads
+//! without taking locks, so run it on a quiescent arena for a verdict; on a
+//! busy one it may report a change in flight.
+//!
+//! Problems come in two severities: [`Severity::Corrupt`] breaks an invariant;
+//! [`Severity::Stale`] is what a dead process leaves behind (its registration,
+//! a lock it held) and what reaping clears up.
+
+use core::fmt;
+
+use crate::arena::{Off, Word};
+use crate::format;
+use crate::heap::{block_info, BLOCK_HEADER};
+use crate::host::Host;
+use crate::ids::{bucket_of, table_view, Kind, KINDS, SEQ_MAX};
+use crate::limits::IPCMNI;
+use crate::lock::LockRecord;
+use crate::registry::Owner;
+use crate::Namespace;
+
+/// Where a problem is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    /// The arena header.
+    Header,
+    /// A kind's object table.
+    Table(Kind),
+    /// The heap.
+    Heap,
+    /// The process registry.
+    Registry,
+}
+
+/// How bad a problem is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// An invariant is broken.
+    Corrupt,
+    /// A dead process's leftovers, which reaping clears.
+    Stale,
+}
+
+/// One violation found by [`Namespace::check`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where.
+    pub area: Area,
+    /// The slot, block offset or bucket concerned, if one is.
+    pub at: Option<u32>,
+    /// What is wrong.
+    pub what: &'static str,
+    /// How bad.
+    pub severity: Severity,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.area {
+            Area::Header => f.write_str("header")?,
+            Area::Table(kind) => write!(f, "{} table", kind.name())?,
+            Area::Heap => f.write_str("heap")?,
+            Area::Registry => f.write_str("process registry")?,
+        }
+        match (self.area, self.at) {
+            (Area::Heap, Some(at)) => write!(f, " at offset {at:#x}")?,
+            (_, Some(at)) => write!(f, " slot {at}")?,
+            (_, None) => {}
+        }
+        write!(f, ": {}", self.what)
+    }
+}
+
+/// The totals of a check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckSummary {
+    /// Problems of severity [`Severity::Corrupt`].
+    pub corrupt: u32,
+    /// Problems of severity [`Severity::Stale`].
+    pub stale: u32,
+}
+
+/// A fixed bitset big enough for one table's slots.
+struct Seen([u32; (IPCMNI / 32) as usize]);
+
+impl Seen {
+    fn insert(&mut self, index: u32) -> bool {
+        let word = &mut self.0[(index / 32) as usize];
+        let bit = 1 << (index % 32);
+        let fresh = *word & bit == 0;
+        *word |= bit;
+        fresh
+    }
+
+    fn contains(&self, index: u32) -> bool {
+        self.0[(index / 32) as usize] & (1 << (index % 32)) != 0
+    }
+}
+
+/// Whether a slot before `stop` on the chain from `head` has `key` (keys are
+/// unique, and equal keys share a chain).
+fn chain_has_key(slots: &[crate::ids::ObjectSlot], head: u32, stop: u32, key: i32) -> bool {
+    let mut link = head;
+    for _ in 0..slots.len() {
+        match link.checked_sub(1) {
+            Some(index) if index != stop => match slots.get(index as usize) {
+                Some(slot) if slot.view().key == key => return true,
+                Some(slot) => link = slot.view().hash_next,
+                None => return false,
+            },
+            _ => return false,
+        }
+    }
+    false
+}
+
+struct Checker<'r> {
+    report: &'r mut dyn FnMut(Problem),
+    summary: CheckSummary,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, area: Area, at: Option<u32>, what: &'static str, severity: Severity) {
+        match severity {
+            Severity::Corrupt => self.summary.corrupt += 1,
+            Severity::Stale => self.summary.stale += 1,
+        }
+        (self.report)(Problem {
+            area,
+            at,
+            what,
+            severity,
+        });
+    }
+
+    fn corrupt(&mut self, area: Area, at: Option<u32>, what: &'static str) {
+        self.problem(area, at, what, Severity::Corrupt);
+    }
+}
+
+impl<'m, H: Host> Namespace<'m, H> {
+    /// Checks every invariant of the arena, calling `report` for each problem.
+    pub fn check(&self, report: &mut dyn FnMut(Problem)) -> CheckSummary {
+        let mut checker = Checker {
+            report,
+            summary: CheckSummary::default(),
+        };
+        match format::read(&self.arena) {
+            Ok(layout) if layout == self.layout => {}
+            _ => checker.corrupt(
+                Area::Header,
+                None,
+                "header changed since the arena was opened",
+            ),
+        }
+        for kind in KINDS {
+            self.check_table(&mut checker, kind);
+        }
+        self.check_heap(&mut checker);
+        for (slot, process) in self.registry.live_slots() {
+            if self.host.liveness(process) == crate::host::Liveness::Dead {
+                checker.problem(
+                    Area::Registry,
+                    Some(slot),
+                    "registered process is dead",
+                    Severity::Stale,
+                );
+            }
+        }
+        checker.summary
+    }
+
+    fn check_lock<const N: usize>(
+        &self,
+        checker: &mut Checker<'_>,
+        area: Area,
+        at: Option<u32>,
+        lock: &LockRecord<N>,
+    ) {
+        match lock.owner() {
+            None if lock.journal_len() != 0 => {
+                checker.corrupt(area, at, "released lock left a journal behind")
+            }
+            None => {}
+            Some(owner) => {
+                if lock.journal_len() as usize > N {
+                    checker.corrupt(area, at, "lock journal longer than its capacity");
+                }
+                if self.registry.owner(owner) == Owner::Gone
+                    || self.registry.owner_is_dead(&self.host, owner)
+                {
+                    checker.problem(area, at, "lock held by a dead process", Severity::Stale);
+                }
+            }
+        }
+    }
+
+    fn check_table(&self, checker: &mut Checker<'_>, kind: Kind) {
+        let area = Area::Table(kind);
+        let table = match table_view(&self.arena, &self.layout, kind) {
+            Ok(table) => table,
+            Err(_) => return checker.corrupt(area, None, "table lies outside the arena"),
+        };
+        self.check_lock(checker, area, None, table.lock);
+        if table.seq >= SEQ_MAX {
+            checker.corrupt(area, None, "sequence number out of range");
+        }
+        let mut live = 0;
+        for (index, slot) in (0u32..).zip(table.slots) {
+            let view = slot.view();
+            let bit = table.bitmap[(index / 32) as usize].get() & (1 << (index % 32)) != 0;
+            match view.live {
+                None => checker.corrupt(area, Some(index), "state is neither free nor live"),
+                Some(is_live) if is_live != bit => {
+                    checker.corrupt(area, Some(index), "bitmap disagrees with the slot's state")
+                }
+                Some(true) => {
+                    live += 1;
+                    if view.seq >= SEQ_MAX {
+                        checker.corrupt(area, Some(index), "sequence number out of range");
+                    }
+                }
+                Some(false) => {}
+            }
+            self.check_lock(checker, area, Some(index), view.lock);
+        }
+        for bit in table.layout.slot_count..table.bitmap.len() as u32 * 32 {
+            if table.bitmap[(bit / 32) as usize].get() & (1 << (bit % 32)) != 0 {
+                checker.corrupt(area, Some(bit), "bitmap marks a slot past the table's end");
+            }
+        }
+        if live != table.in_use {
+            checker.corrupt(area, None, "in-use count disagrees with the live slots");
+        }
+        let mut seen = Seen([0; (IPCMNI / 32) as usize]);
+        for (bucket, head) in (0u32..).zip(table.buckets) {
+            let mut link = head.get();
+            let mut steps = 0;
+            while let Some(index) = link.checked_sub(1) {
+                let Some(slot) = table.slots.get(index as usize) else {
+                    checker.corrupt(
+                        area,
+                        Some(bucket),
+                        "hash chain names a slot past the table's end",
+                    );
+                    break;
+                };
+                let view = slot.view();
+                if !seen.insert(index) {
+                    checker.corrupt(
+                        area,
+                        Some(index),
+                        "slot is on a hash chain twice (or in a cycle)",
+                    );
+                    break;
+                }
+                if chain_has_key(table.slots, head.get(), index, view.key) {
+                    checker.corrupt(area, Some(index), "two live objects have the same key");
+                }
+                if view.live != Some(true) {
+                    checker.corrupt(
+                        area,
+                        Some(index),
+                        "hash chain holds a slot that is not live",
+                    );
+                } else if view.key == 0 || bucket_of(view.key, table.layout.bucket_bits) != bucket {
+                    checker.corrupt(area, Some(index), "slot is on the wrong hash chain");
+                }
+                steps += 1;
+                if steps > table.layout.slot_count {
+                    break;
+                }
+                link = view.hash_next;
+            }
+        }
+        for (index, slot) in (0u32..).zip(table.slots) {
+            let view = slot.view();
+            if view.live == Some(true) && view.key != 0 && !seen.contains(index) {
+                checker.corrupt(area, Some(index), "public key missing from its hash chain");
+            }
+        }
+    }
+
+    fn check_heap(&self, checker: &mut Checker<'_>) {
+        let area = Area::Heap;
+        let Ok(lock) = self.heap_lock() else {
+            return checker.corrupt(area, None, "heap header lies outside the arena");
+        };
+        self.check_lock(checker, area, None, lock);
+        let Ok((bump, heads, used)) = self.heap_state() else {
+            return checker.corrupt(area, None, "heap header lies outside the arena");
+        };
+        let layout = &self.layout;
+        if bump < layout.heap_start || bump > layout.heap_end || bump % 8 != 0 {
+            return checker.corrupt(area, None, "bump pointer outside the heap");
+        }
+        let mut at = layout.heap_start;
+        let mut allocated: u64 = 0;
+        let mut free_blocks = [0u32; 56];
+        while at < bump {
+            match block_info(&self.arena, layout, at, bump) {
+                Ok(info) => {
+                    if info.allocated {
+                        allocated += u64::from(info.size);
+                    } else {
+                        free_blocks[info.class] += 1;
+                    }
+                    at += info.size;
+                }
+                Err(_) => return checker.corrupt(area, Some(at), "bad block header"),
+            }
+        }
+        if allocated != u64::from(used) {
+            checker.corrupt(area, None, "bytes-in-use count disagrees with the blocks");
+        }
+        for (class, head) in heads.iter().enumerate() {
+            let mut link = *head;
+            let mut listed = 0u32;
+            while link != 0 {
+                let info = match block_info(&self.arena, layout, link, bump) {
+                    Ok(info) if !info.allocated && info.class == class => info,
+                    _ => {
+                        checker.corrupt(
+                            area,
+                            Some(link),
+                            "free list holds a block that is not free in its class",
+                        );
+                        break;
+                    }
+                };
+                listed += 1;
+                if listed > free_blocks[class] {
+                    checker.corrupt(
+                        area,
+                        Some(link),
+                        "free list is longer than the free blocks (a cycle?)",
+                    );
+                    break;
+                }
+                let _ = info;
+                link = self
+                    .arena
+                    .get(Off::<Word>::new(link + BLOCK_HEADER))
+                    .map_or(0, Word::get);
+            }
+            if listed < free_blocks[class] {
+                checker.corrupt(area, None, "free block missing from its free list");
+            }
+        }
+    }
+}

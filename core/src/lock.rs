@@ -1,0 +1,370 @@
+//! Robust locks with an undo journal.
+//!
+//! # Behaviour
+//!
+//! A lock protects part of the arena (an object, a table, the heap). Its holder
+//! may die at any instruction, killed by a signal or crashing. The next process
+//! that wants the lock sees that the owner is dead, takes the lock over, and
+//! rolls the protected memory back to the state it had before the dead
+//! holder's critical section began. Nothing is half-done: an operation either
+//! committed before its process died, or it never happened.
+//!
+//! # Internals
+//!
+//! A [`LockRecord`] is an owner word followed by a journal of pre-images:
+//! `(offset, old value)` pairs, one per word the holder has changed. A
+//! critical section is a [`Txn`]: each write through [`Txn::set`] first
+//! appends the word's old value to the journal, then publishes the new journal
+//! length, then stores the new value. [`Txn::commit`] empties the journal and
+//! releases the lock; dropping a `Txn` without committing rolls it back, so an
+//! error returned half-way through an operation (`?`) leaves nothing behind.
+//!
+//! An operation that needs several locks (a table, then an object in it) takes
+//! them in the fixed order table → object → heap, records every write in the
+//! journal of the outermost lock it holds, and releases the inner locks only
+//! after that journal is committed. The recovery of an inner lock first takes
+//! its parent ([`Txn::lock_nested`] names it), so the parent's journal — which
+//! covers the inner lock's words too — is rolled back before the inner lock is
+//! handed on.
+//!
+//! # The owner word
+//!
+//! Bit layout: bits 0..=30 the owner's [`Tag`] (0 when free), bit 31
+//! `CONTENDED`, set by a waiter before it sleeps so that the holder's release
+//! knows to wake someone.
+//!
+//! # Memory ordering
+//!
+//! 1. Acquiring is a compare-and-swap with `Acquire`; releasing is a swap with
+//!    `Release`: everything written under the lock is visible to the next
+//!    holder.
+//! 2. In `Txn::set` the journal length is stored with `Release` after the
+//!    entry, and the new value with `Release` after the length, so neither the
+//!    compiler nor the processor lets the value change before its pre-image is
+//!    recorded. A process that dies has executed a prefix of its program; with
+//!    these orders, any changed word of that prefix has its pre-image in the
+//!    journal. The recoverer reads them only after seeing the owner dead, which
+//!    the kernel reports after the dead process's last store has been made.
+//! 3. Recovery is idempotent: rolling back writes the same pre-images again and
+//!    empties the journal last, so a recoverer that dies in turn leaves work the
+//!    next one redoes.
+
+use core::sync::atomic::Ordering;
+
+use crate::arena::{Off, Record, Word};
+use crate::errno::{Errno, Result};
+use crate::host::{Deadline, Host};
+use crate::registry::{Owner, Tag};
+use crate::Namespace;
+
+/// Set in the owner word when a process sleeps waiting for the lock.
+const CONTENDED: u32 = 1 << 31;
+
+/// How many times an acquirer re-reads a held lock before it sleeps.
+const SPINS: u32 = 100;
+
+/// How long a waiter sleeps before it asks whether the owner still lives.
+const LIVENESS_INTERVAL_NS: u64 = 2_000_000;
+
+/// One pre-image in a journal.
+#[repr(C)]
+pub struct JournalEntry {
+    offset: Word,
+    old: Word,
+}
+
+// SAFETY: `repr(C)`, two words, no padding.
+unsafe impl Record for JournalEntry {}
+
+/// A lock and its journal of up to `N` pre-images.
+#[repr(C)]
+pub struct LockRecord<const N: usize> {
+    owner: Word,
+    journal_len: Word,
+    journal: [JournalEntry; N],
+}
+
+// SAFETY: `repr(C)`, words and an array of two-word records, no padding.
+unsafe impl<const N: usize> Record for LockRecord<N> {}
+
+impl<const N: usize> LockRecord<N> {
+    /// The lock as the capacity-free view that transactions use.
+    pub(crate) fn view(&self) -> LockView<'_> {
+        LockView {
+            owner: &self.owner,
+            journal_len: &self.journal_len,
+            journal: &self.journal,
+        }
+    }
+
+    /// The owner's tag, or `None` when free (for checks).
+    pub(crate) fn owner(&self) -> Option<Tag> {
+        match self.owner.get() & !CONTENDED {
+            0 => None,
+            raw => Some(Tag::from_raw(raw)),
+        }
+    }
+
+    /// The number of journal entries (for checks; 0 unless a holder is at work or died).
+    pub(crate) fn journal_len(&self) -> u32 {
+        self.journal_len.get()
+    }
+}
+
+/// A lock of any journal capacity.
+#[derive(Clone, Copy)]
+pub(crate) struct LockView<'m> {
+    owner: &'m Word,
+    journal_len: &'m Word,
+    journal: &'m [JournalEntry],
+}
+
+impl<'m> LockView<'m> {
+    /// Rolls the journal back (newest entry first) and empties it. A journal
+    /// whose length or offsets are impossible is emptied too, and reported.
+    fn roll_back<H: Host>(&self, ns: &Namespace<'m, H>) -> Result<()> {
+        let len = self.journal_len.get() as usize;
+        let mut outcome = Ok(());
+        if len > self.journal.len() {
+            outcome = Err(Errno::CORRUPT);
+        } else {
+            for entry in self.journal[..len].iter().rev() {
+                match ns.arena.get(Off::<Word>::new(entry.offset.get())) {
+                    Ok(word) => word.set(entry.old.get()),
+                    Err(err) => outcome = Err(err),
+                }
+            }
+        }
+        self.journal_len.atomic().store(0, Ordering::Release);
+        outcome
+    }
+
+    fn release<H: Host>(&self, ns: &Namespace<'m, H>) {
+        if self.owner.atomic().swap(0, Ordering::Release) & CONTENDED != 0 {
+            ns.host.wake(self.owner.atomic(), 1);
+        }
+    }
+
+    /// Takes the lock. When its owner is found dead, `parent` (the lock that
+    /// covers this one's words, if any) is taken first, then this lock is taken
+    /// over and rolled back.
+    fn acquire<H: Host>(&self, ns: &Namespace<'m, H>, parent: Option<LockView<'m>>) -> Result<()> {
+        let word = self.owner.atomic();
+        let me = ns.me.raw();
+        if word
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Ok(());
+        }
+        for _ in 0..SPINS {
+            core::hint::spin_loop();
+            if word.load(Ordering::Relaxed) == 0
+                && word
+                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        // Held for a while: sleep, and once the same owner has held it for
+        // LIVENESS_INTERVAL_NS, ask whether that owner still lives.
+        let mut watched: Option<(u32, Deadline)> = None;
+        loop {
+            let current = word.load(Ordering::Relaxed);
+            if current == 0 {
+                if word
+                    .compare_exchange(0, me | CONTENDED, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            let owner = Tag::from_raw(current & !CONTENDED);
+            // A freed or garbage owner slot is cheap to see; asking the host
+            // whether a process lives is a system call, made only when the
+            // owner has held the lock for a whole interval.
+            let deadline = match watched {
+                Some((seen, deadline)) if seen == owner.raw() => deadline,
+                _ => {
+                    let deadline = Deadline::after(ns.host.now(), LIVENESS_INTERVAL_NS);
+                    watched = Some((owner.raw(), deadline));
+                    deadline
+                }
+            };
+            if ns.registry.owner(owner) == Owner::Gone {
+                return self.take_over(ns, parent, current);
+            }
+            if ns.host.now() >= deadline {
+                if ns.registry.owner_is_dead(&ns.host, owner) {
+                    return self.take_over(ns, parent, current);
+                }
+                watched = None;
+                continue;
+            }
+            if current & CONTENDED == 0
+                && word
+                    .compare_exchange(
+                        current,
+                        current | CONTENDED,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+            {
+                continue;
+            }
+            ns.host.wait(word, current | CONTENDED, Some(deadline));
+        }
+    }
+
+    /// Takes over a lock whose owner (seen as `seen` in the owner word) is dead.
+    fn take_over<H: Host>(
+        &self,
+        ns: &Namespace<'m, H>,
+        parent: Option<LockView<'m>>,
+        seen: u32,
+    ) -> Result<()> {
+        if let Some(parent) = parent {
+            parent.acquire(ns, None)?;
+        }
+        let won = self
+            .owner
+            .atomic()
+            .compare_exchange(
+                seen,
+                ns.me.raw() | CONTENDED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        let rolled_back = if won { self.roll_back(ns) } else { Ok(()) };
+        if let Some(parent) = parent {
+            parent.release(ns);
+        }
+        match (won, rolled_back) {
+            (false, _) => self.acquire(ns, parent),
+            (true, Ok(())) => Ok(()),
+            (true, Err(err)) => {
+                self.release(ns);
+                Err(err)
+            }
+        }
+    }
+}
+
+/// A critical section: the locks held and the journal that records every
+/// change, committed with [`Txn::commit`] or rolled back on drop.
+pub struct Txn<'n, 'm, H: Host> {
+    ns: &'n Namespace<'m, H>,
+    outer: LockView<'m>,
+    /// Inner locks held until the outer journal is committed (table → object → heap: at most two).
+    inner: [Option<LockView<'m>>; 2],
+    /// Whether the locks are still held (false once committed).
+    held: bool,
+}
+
+impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
+    /// Takes `lock` and opens a critical section under it.
+    pub(crate) fn begin<const N: usize>(
+        ns: &'n Namespace<'m, H>,
+        lock: &'m LockRecord<N>,
+    ) -> Result<Self> {
+        Self::open(ns, lock.view(), None)
+    }
+
+    /// Takes `lock`, whose words are also covered by `parent`'s journal when
+    /// an operation holds both, and opens a critical section under it.
+    pub(crate) fn begin_under<const N: usize, const P: usize>(
+        ns: &'n Namespace<'m, H>,
+        lock: &'m LockRecord<N>,
+        parent: &'m LockRecord<P>,
+    ) -> Result<Self> {
+        Self::open(ns, lock.view(), Some(parent.view()))
+    }
+
+    fn open(
+        ns: &'n Namespace<'m, H>,
+        outer: LockView<'m>,
+        parent: Option<LockView<'m>>,
+    ) -> Result<Self> {
+        outer.acquire(ns, parent)?;
+        Ok(Txn {
+            ns,
+            outer,
+            inner: [None, None],
+            held: true,
+        })
+    }
+
+    /// Takes `lock` as an inner lock of this section. Writes to the words it
+    /// protects go to this section's journal; it is released after commit.
+    pub(crate) fn lock_nested<const N: usize>(&mut self, lock: &'m LockRecord<N>) -> Result<()> {
+        let free = self
+            .inner
+            .iter()
+            .position(Option::is_none)
+            .ok_or(Errno::EINVAL)?;
+        let view = lock.view();
+        // This section holds the parent already (and recovered it if need be),
+        // so a dead inner holder's changes are covered by the parent's journal.
+        view.acquire(self.ns, None)?;
+        self.inner[free] = Some(view);
+        Ok(())
+    }
+
+    /// Writes `value` to `word`, recording its old value first.
+    pub(crate) fn set(&mut self, word: &'m Word, value: u32) -> Result<()> {
+        let old = word.get();
+        if old == value {
+            return Ok(());
+        }
+        let len = self.outer.journal_len.get();
+        let entry = self.outer.journal.get(len as usize).ok_or(Errno::CORRUPT)?;
+        entry.offset.set(self.ns.arena.offset_of(word)?);
+        entry.old.set(old);
+        // Ordering 2 (module docs): the entry before the length, the length before the value.
+        self.outer
+            .journal_len
+            .atomic()
+            .store(len + 1, Ordering::Release);
+        word.atomic().store(value, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes a 64-bit value as two journaled words.
+    pub(crate) fn set64(&mut self, word: &'m crate::arena::Word64, value: u64) -> Result<()> {
+        let (lo, hi) = word.halves();
+        self.set(lo, value as u32)?;
+        self.set(hi, (value >> 32) as u32)
+    }
+
+    /// Makes every change permanent and releases the locks.
+    pub fn commit(mut self) {
+        self.outer.journal_len.atomic().store(0, Ordering::Release);
+        self.release_all();
+    }
+
+    fn release_all(&mut self) {
+        for inner in self.inner.iter_mut().rev() {
+            if let Some(lock) = inner.take() {
+                lock.release(self.ns);
+            }
+        }
+        self.outer.release(self.ns);
+        self.held = false;
+    }
+}
+
+impl<H: Host> Drop for Txn<'_, '_, H> {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        // The only error possible is a journal that someone else has scribbled
+        // over; rolling back what can be rolled back is the best left to do.
+        let _ = self.outer.roll_back(self.ns);
+        self.release_all();
+    }
+}

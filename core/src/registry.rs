@@ -1,0 +1,208 @@
+//! The process registry: one slot per process that uses the arena.
+//!
+//! A slot holds the process's pid, its start time (so that a reused pid is not
+//! taken for the old process) and a generation number that changes every time
+//! the slot is taken. Lock words name their owner by a [`Tag`] — slot number
+//! and generation — so a lock held by a process whose slot has since been
+//! freed, or freed and taken again, is seen to have a dead owner.
+//!
+//! # Slot states
+//!
+//! - `pid == 0`: free.
+//! - `pid != 0`: taken. The taker claims the slot with a compare-and-swap of
+//!   `pid` from 0, then writes `start`, then publishes the new `generation`
+//!   with a release store; tags made from a slot carry that generation.
+//!
+//! Undo lists and shared memory attachments will hang off the slot (they are
+//! the work of the IPC kinds); reaping a dead process's slot is the lifecycle
+//! layer's job. Until then a slot is freed by [`crate::Namespace`] when the
+//! process detaches.
+
+use core::sync::atomic::Ordering;
+
+use crate::arena::{Arena, Off, Record, Word, Word64};
+use crate::errno::{Errno, Result};
+use crate::host::{Host, Liveness, ProcessId};
+
+/// One process slot.
+#[repr(C)]
+pub struct ProcSlot {
+    pid: Word,
+    generation: Word,
+    start: Word64,
+}
+
+// SAFETY: `repr(C)`, four words, no padding.
+unsafe impl Record for ProcSlot {}
+
+/// Bits of a tag that hold the slot number plus one.
+const SLOT_BITS: u32 = 17;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
+/// Bits above the slot number that hold the generation (bit 31 stays free for
+/// the lock word's contended flag).
+const GENERATION_MASK: u32 = (1 << 14) - 1;
+
+/// The name of a slot at one generation: what a lock word records as its owner.
+///
+/// Layout: bits 0..=16 slot number + 1 (never 0), bits 17..=30 generation,
+/// bit 31 always clear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag(u32);
+
+impl Tag {
+    fn new(slot: u32, generation: u32) -> Tag {
+        Tag((slot + 1) | (generation & GENERATION_MASK) << SLOT_BITS)
+    }
+
+    /// A tag from a lock word's owner bits (not checked: see [`Registry::owner`]).
+    pub(crate) fn from_raw(raw: u32) -> Tag {
+        Tag(raw)
+    }
+
+    /// The raw value stored in lock words.
+    pub fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// The slot number, or `None` for a value no tag can have.
+    fn slot(self) -> Option<u32> {
+        (self.0 & SLOT_MASK).checked_sub(1)
+    }
+
+    fn generation(self) -> u32 {
+        (self.0 >> SLOT_BITS) & GENERATION_MASK
+    }
+}
+
+/// What a lock word's owner tag refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// The slot is free, taken again by another process, or the tag is garbage:
+    /// the owner is certainly gone.
+    Gone,
+    /// The slot still belongs to this process, which may or may not run.
+    Process(ProcessId),
+}
+
+/// The registry region of an arena.
+#[derive(Clone, Copy)]
+pub(crate) struct Registry<'m> {
+    arena: Arena<'m>,
+    base: Off<ProcSlot>,
+    count: u32,
+}
+
+impl<'m> Registry<'m> {
+    pub(crate) fn new(arena: Arena<'m>, base: Off<ProcSlot>, count: u32) -> Self {
+        Registry { arena, base, count }
+    }
+
+    fn slot(&self, index: u32) -> Result<&'m ProcSlot> {
+        if index >= self.count {
+            return Err(Errno::CORRUPT);
+        }
+        self.arena.get(self.base.index(index)?)
+    }
+
+    /// Takes a free slot for `process`; `ENOSPC` when every slot is taken.
+    pub(crate) fn register(&self, process: ProcessId) -> Result<Tag> {
+        if process.pid == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let first = process.pid % self.count;
+        for step in 0..self.count {
+            let index = (first + step) % self.count;
+            let slot = self.slot(index)?;
+            if slot.pid.get() != 0
+                || slot
+                    .pid
+                    .atomic()
+                    .compare_exchange(0, process.pid, Ordering::Acquire, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            slot.start.set(process.start);
+            let generation = match (slot.generation.get().wrapping_add(1)) & GENERATION_MASK {
+                0 => 1,
+                g => g,
+            };
+            slot.generation
+                .atomic()
+                .store(generation, Ordering::Release);
+            return Ok(Tag::new(index, generation));
+        }
+        Err(Errno::ENOSPC)
+    }
+
+    /// Frees the slot named by `tag` if it is still this generation's.
+    pub(crate) fn unregister(&self, tag: Tag) {
+        let Some(slot) = tag.slot().and_then(|index| self.slot(index).ok()) else {
+            return;
+        };
+        if slot.generation.atomic().load(Ordering::Acquire) == tag.generation() {
+            slot.pid.atomic().store(0, Ordering::Release);
+        }
+    }
+
+    /// What the owner tag of a lock word refers to.
+    pub(crate) fn owner(&self, tag: Tag) -> Owner {
+        let Some(slot) = tag.slot().and_then(|index| self.slot(index).ok()) else {
+            return Owner::Gone;
+        };
+        let pid = slot.pid.atomic().load(Ordering::Acquire);
+        if pid == 0 || slot.generation.atomic().load(Ordering::Acquire) != tag.generation() {
+            return Owner::Gone;
+        }
+        Owner::Process(ProcessId {
+            pid,
+            start: slot.start.get(),
+        })
+    }
+
+    /// Whether the owner named by `tag` is certainly dead.
+    pub(crate) fn owner_is_dead<H: Host>(&self, host: &H, tag: Tag) -> bool {
+        match self.owner(tag) {
+            Owner::Gone => true,
+            Owner::Process(process) => host.liveness(process) == Liveness::Dead,
+        }
+    }
+
+    /// The slots, for checks.
+    pub(crate) fn live_slots(&self) -> impl Iterator<Item = (u32, ProcessId)> + 'm {
+        let this = *self;
+        (0..self.count).filter_map(move |index| {
+            let slot = this.slot(index).ok()?;
+            let pid = slot.pid.get();
+            (pid != 0).then(|| {
+                (
+                    index,
+                    ProcessId {
+                        pid,
+                        start: slot.start.get(),
+                    },
+                )
+            })
+        })
+    }
+}
+
+/// Bytes of one slot.
+pub(crate) const SLOT_SIZE: u32 = ProcSlot::SIZE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_pack_slot_and_generation() {
+        let tag = Tag::new(5, 9);
+        assert_eq!(tag.slot(), Some(5));
+        assert_eq!(tag.generation(), 9);
+        assert_eq!(tag.raw() & (1 << 31), 0);
+        assert_eq!(Tag::from_raw(0).slot(), None);
+        let last = Tag::new(crate::limits::MAX_PROCS - 1, GENERATION_MASK);
+        assert_eq!(last.slot(), Some(crate::limits::MAX_PROCS - 1));
+        assert_eq!(last.raw() & (1 << 31), 0);
+    }
+}

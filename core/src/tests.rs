@@ -1,0 +1,649 @@
+//! Tests of the engine as a whole, over arenas in process memory, with
+//! several `Namespace`s standing for several processes.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use std::vec::Vec;
+
+use crate::heap::heap_bump;
+use crate::host::{Deadline, Host, Liveness, ProcessId, Waiter, Wake};
+use crate::perm::{IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
+use crate::*;
+
+/// A host whose processes are numbered and die when the test says so.
+#[derive(Clone)]
+struct TestHost {
+    pid: u32,
+    alive: Arc<Mutex<HashSet<u32>>>,
+    epoch: Instant,
+}
+
+impl TestHost {
+    fn family() -> TestHost {
+        TestHost {
+            pid: 1,
+            alive: Arc::new(Mutex::new(HashSet::from([1]))),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn sibling(&self, pid: u32) -> TestHost {
+        self.alive.lock().unwrap().insert(pid);
+        TestHost {
+            pid,
+            ..self.clone()
+        }
+    }
+
+    fn kill(&self, pid: u32) {
+        self.alive.lock().unwrap().remove(&pid);
+    }
+}
+
+impl Waiter for TestHost {
+    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Deadline>) -> Wake {
+        if word.load(Ordering::Acquire) != expected {
+            return Wake::Woken;
+        }
+        std::thread::sleep(Duration::from_micros(50));
+        match deadline {
+            Some(deadline) if self.now() >= deadline => Wake::TimedOut,
+            _ => Wake::Woken,
+        }
+    }
+
+    fn wake(&self, _word: &AtomicU32, _count: u32) {}
+}
+
+impl Host for TestHost {
+    fn now(&self) -> Deadline {
+        Deadline(self.epoch.elapsed().as_nanos() as u64)
+    }
+
+    fn wall_clock(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    fn current_process(&self) -> ProcessId {
+        ProcessId {
+            pid: self.pid,
+            start: u64::from(self.pid) * 1000,
+        }
+    }
+
+    fn liveness(&self, process: ProcessId) -> Liveness {
+        let alive = self.alive.lock().unwrap().contains(&process.pid)
+            && process.start == u64::from(process.pid) * 1000;
+        if alive {
+            Liveness::Alive
+        } else {
+            Liveness::Dead
+        }
+    }
+}
+
+fn small_limits() -> Limits {
+    Limits {
+        semmni: 128,
+        msgmni: 128,
+        shmmni: 128,
+        procs: 64,
+        heap_bytes: 1 << 20,
+        ..DEFAULT_LIMITS
+    }
+}
+
+fn memory(limits: &Limits) -> Vec<AtomicU32> {
+    let size = Layout::compute(limits).unwrap().size;
+    (0..size / 4).map(|_| AtomicU32::new(0)).collect()
+}
+
+const USER: Cred<'static> = Cred {
+    euid: 1000,
+    egid: 1000,
+    groups: &[],
+    ipc_owner: false,
+    sys_admin: false,
+};
+
+fn create(ns: &Namespace<'_, TestHost>, kind: Kind, key: i32, flags: i32) -> Result<i32> {
+    ns.ipc_get(kind, key, flags, &USER, |_| Ok(()), |_, _| Ok(()))
+}
+
+fn assert_clean(ns: &Namespace<'_, TestHost>) {
+    let mut problems = Vec::new();
+    let summary = ns.check(&mut |p| problems.push(std::format!("{p}")));
+    assert_eq!(summary.corrupt, 0, "{problems:?}");
+}
+
+#[test]
+fn format_round_trip() {
+    let limits = small_limits();
+    let mem = memory(&limits);
+    let host = TestHost::family();
+    let created = Namespace::create(&mem, &limits, host.clone()).unwrap();
+    let id = create(&created, Kind::Sem, 42, IPC_CREAT | 0o600).unwrap();
+    let opened = Namespace::open(&mem, host.sibling(2)).unwrap();
+    assert_eq!(opened.layout(), created.layout());
+    assert_eq!(*opened.limits(), limits);
+    assert_eq!(create(&opened, Kind::Sem, 42, 0).unwrap(), id);
+    assert_eq!(opened.processes(), 2);
+    assert!(created.created() > 0);
+    assert_clean(&opened);
+    assert_eq!(
+        Namespace::create(&mem, &limits, host.sibling(3)).err(),
+        Some(OpenError::Format(FormatError::NotBlank))
+    );
+}
+
+#[test]
+fn bad_memory_is_refused_with_the_reason() {
+    let limits = small_limits();
+    let host = TestHost::family();
+    let tiny: Vec<AtomicU32> = (0..4).map(|_| AtomicU32::new(0)).collect();
+    assert!(matches!(
+        Namespace::open(&tiny, host.clone()).err(),
+        Some(OpenError::Format(FormatError::TooSmall { len: 16 }))
+    ));
+    let mem = memory(&limits);
+    assert_eq!(
+        Namespace::open(&mem, host.clone()).err(),
+        Some(OpenError::Format(FormatError::NotAnArena))
+    );
+    drop(Namespace::create(&mem, &limits, host.clone()).unwrap());
+    let half = &mem[..mem.len() / 2];
+    assert!(matches!(
+        Namespace::open(half, host.clone()).err(),
+        Some(OpenError::Format(FormatError::Truncated { .. }))
+    ));
+    mem[2].store(9, Ordering::Relaxed);
+    assert_eq!(
+        Namespace::open(&mem, host.clone()).err(),
+        Some(OpenError::Format(FormatError::Version { found: 9 }))
+    );
+    mem[2].store(format::FORMAT_VERSION, Ordering::Relaxed);
+    mem[5].store(0, Ordering::Relaxed); // semmni
+    assert!(matches!(
+        Namespace::open(&mem, host.clone()).err(),
+        Some(OpenError::Format(FormatError::BadLimits(_)))
+    ));
+    mem[5].store(limits.semmni + 1, Ordering::Relaxed);
+    assert_eq!(
+        Namespace::open(&mem, host).err(),
+        Some(OpenError::Format(FormatError::Inconsistent))
+    );
+}
+
+#[test]
+fn racing_creators_end_with_one_arena() {
+    let limits = small_limits();
+    let mem = memory(&limits);
+    let host = TestHost::family();
+    let ids: Vec<i32> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|i| {
+                let host = host.sibling(10 + i);
+                let mem = &mem;
+                scope.spawn(move || {
+                    let ns = Namespace::create_or_open(mem, &limits, host).unwrap();
+                    create(&ns, Kind::Msg, 7, IPC_CREAT | 0o600).unwrap()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert!(ids.iter().all(|&id| id == ids[0]));
+    let ns = Namespace::open(&mem, host).unwrap();
+    assert_eq!(ns.in_use(Kind::Msg), 1);
+    assert_clean(&ns);
+}
+
+#[test]
+fn ids_follow_the_kernel_and_stale_ids_are_refused() {
+    let limits = small_limits();
+    let mem = memory(&limits);
+    let ns = Namespace::create(&mem, &limits, TestHost::family()).unwrap();
+    // The sequence the kernel printed for: a, b, rm a, c, rm b, rm c, d.
+    let a = create(&ns, Kind::Sem, IPC_PRIVATE, 0o600).unwrap();
+    let b = create(&ns, Kind::Sem, IPC_PRIVATE, 0o600).unwrap();
+    ns.ipc_remove(Kind::Sem, a, &USER, |_, _| Ok(())).unwrap();
+    let c = create(&ns, Kind::Sem, IPC_PRIVATE, 0o600).unwrap();
+    ns.ipc_remove(Kind::Sem, b, &USER, |_, _| Ok(())).unwrap();
+    ns.ipc_remove(Kind::Sem, c, &USER, |_, _| Ok(())).unwrap();
+    let d = create(&ns, Kind::Sem, IPC_PRIVATE, 0o600).unwrap();
+    assert_eq!([a, b, c, d], [0, 1, 2, 3]);
+    assert_eq!(ns.lock_object(Kind::Sem, a).err(), Some(Errno::EINVAL));
+    assert_eq!(ns.lock_object(Kind::Sem, -1).err(), Some(Errno::EINVAL));
+    assert_eq!(ns.lock_object(Kind::Sem, 40000).err(), Some(Errno::EINVAL));
+    assert_eq!(ns.lock_object(Kind::Sem, d).unwrap().object.id(), d);
+    // Cycle through the 64-slot window: index 0 comes back with sequence 1.
+    ns.ipc_remove(Kind::Sem, d, &USER, |_, _| Ok(())).unwrap();
+    let mut last = d;
+    while last % 32768 != 0 || last == 0 {
+        last = create(&ns, Kind::Sem, IPC_PRIVATE, 0o600).unwrap();
+        ns.ipc_remove(Kind::Sem, last, &USER, |_, _| Ok(()))
+            .unwrap();
+    }
+    assert_eq!(last, 32768, "index 0 again, with the sequence bumped");
+    assert_eq!(ns.lock_object(Kind::Sem, 0).err(), Some(Errno::EINVAL));
+    assert_clean(&ns);
+}
+
+#[test]
+fn keys_and_flags_follow_ipcget() {
+    let limits = small_limits();
+    let mem = memory(&limits);
+    let ns = Namespace::create(&mem, &limits, TestHost::family()).unwrap();
+    assert_eq!(create(&ns, Kind::Shm, 5, 0o600).err(), Some(Errno::ENOENT));
+    let id = create(&ns, Kind::Shm, 5, IPC_CREAT | 0o640).unwrap();
+    assert_eq!(create(&ns, Kind::Shm, 5, IPC_CREAT | 0o600).unwrap(), id);
+    assert_eq!(create(&ns, Kind::Shm, 5, 0).unwrap(), id);
+    assert_eq!(
+        create(&ns, Kind::Shm, 5, IPC_CREAT | IPC_EXCL | 0o600).err(),
+        Some(Errno::EEXIST)
+    );
+    assert_eq!(
+        create(&ns, Kind::Sem, 5, 0).err(),
+        Some(Errno::ENOENT),
+        "tables are per kind"
+    );
+    let other = Cred {
+        euid: 2000,
+        egid: 2000,
+        ..USER
+    };
+    let get =
+        |cred: &Cred<'_>, flags| ns.ipc_get(Kind::Shm, 5, flags, cred, |_| Ok(()), |_, _| Ok(()));
+    assert_eq!(get(&other, 0o400).err(), Some(Errno::EACCES));
+    assert_eq!(
+        get(&other, 0).unwrap(),
+        id,
+        "asking for no access is allowed"
+    );
+    let group = Cred {
+        egid: 1000,
+        ..other
+    };
+    assert_eq!(get(&group, 0o440).unwrap(), id);
+    assert_eq!(get(&group, 0o660).err(), Some(Errno::EACCES));
+    // The kind's own checks come before the permission check.
+    assert_eq!(
+        ns.ipc_get(
+            Kind::Shm,
+            5,
+            0o400,
+            &other,
+            |_| Err(Errno::EINVAL),
+            |_, _| Ok(())
+        )
+        .err(),
+        Some(Errno::EINVAL)
+    );
+    let perm = ns.lock_object(Kind::Shm, id).unwrap().object.perm();
+    assert_eq!(
+        (perm.key, perm.uid, perm.cuid, perm.gid, perm.mode),
+        (5, 1000, 1000, 1000, 0o640)
+    );
+    assert_eq!(
+        ns.ipc_remove(Kind::Shm, id, &other, |_, _| Ok(())).err(),
+        Some(Errno::EPERM)
+    );
+    let mut locked = ns.lock_object(Kind::Shm, id).unwrap();
+    ns.ipc_set_perm(&mut locked, &USER, 2000, 2000, 0o1600)
+        .unwrap();
+    locked.commit();
+    let perm = ns.lock_object(Kind::Shm, id).unwrap().object.perm();
+    assert_eq!(
+        (perm.uid, perm.gid, perm.cuid, perm.mode),
+        (2000, 2000, 1000, 0o600)
+    );
+    ns.ipc_remove(Kind::Shm, id, &other, |_, _| Ok(())).unwrap();
+    assert_eq!(create(&ns, Kind::Shm, 5, 0).err(), Some(Errno::ENOENT));
+    assert_clean(&ns);
+}
+
+#[test]
+fn a_failed_creation_leaves_nothing() {
+    let limits = small_limits();
+    let mem = memory(&limits);
+    let ns = Namespace::create(&mem, &limits, TestHost::family()).unwrap();
+    let result = ns.ipc_get(
+        Kind::Msg,
+        9,
+        IPC_CREAT | 0o600,
+        &USER,
+        |_| Ok(()),
+        |txn, object| {
+            txn.set(&object.ext()[0], 77)?;
+            Err(Errno::ENOSPC)
+        },
+    );
+    assert_eq!(result.err(), Some(Errno::ENOSPC));
+    assert_eq!(ns.in_use(Kind::Msg), 0);
+    assert_eq!(create(&ns, Kind::Msg, 9, 0).err(), Some(Errno::ENOENT));
+    assert_eq!(
+        create(&ns, Kind::Msg, 9, IPC_CREAT).unwrap(),
+        0,
+        "the index was not used up"
+    );
+    assert_clean(&ns);
+}
+
+#[test]
+fn creation_stops_at_the_limit() {
+    let limits = Limits {
+        semmni: 3,
+        ..small_limits()
+    };
+    let mem = memory(&limits);
+    let ns = Namespace::create(&mem, &limits, TestHost::family()).unwrap();
+    for _ in 0..3 {
+        create(&ns, Kind::Sem, IPC_PRIVATE, 0o600).unwrap();
+    }
+    assert_eq!(
+        create(&ns, Kind::Sem, IPC_PRIVATE, 0o600).err(),
+        Some(Errno::ENOSPC)
+    );
+    assert_eq!(create(&ns, Kind::Msg, IPC_PRIVATE, 0o600).unwrap(), 0);
+}
+
+#[test]
+fn key_lookup_with_32000_objects() {
+    let limits = Limits {
+        heap_bytes: 1 << 16,
+        procs: 16,
+        ..DEFAULT_LIMITS
+    };
+    let mem = memory(&limits);
+    let ns = Namespace::create(&mem, &limits, TestHost::family()).unwrap();
+    let key = |i: i32| i.wrapping_mul(7919) + 100;
+    let ids: Vec<i32> = (0..32000)
+        .map(|i| create(&ns, Kind::Msg, key(i), IPC_CREAT | IPC_EXCL | 0o600).unwrap())
+        .collect();
+    assert_eq!(
+        create(&ns, Kind::Msg, 1, IPC_CREAT).err(),
+        Some(Errno::ENOSPC)
+    );
+    for i in (0..32000).step_by(7) {
+        assert_eq!(create(&ns, Kind::Msg, key(i), 0).unwrap(), ids[i as usize]);
+    }
+    assert_eq!(ns.objects(Kind::Msg).count(), 32000);
+    for i in (0..32000).step_by(2) {
+        ns.ipc_remove(Kind::Msg, ids[i as usize], &USER, |_, _| Ok(()))
+            .unwrap();
+    }
+    for i in 0..32000 {
+        let found = create(&ns, Kind::Msg, key(i), 0);
+        if i % 2 == 0 {
+            assert_eq!(found.err(), Some(Errno::ENOENT));
+        } else {
+            assert_eq!(found.unwrap(), ids[i as usize]);
+        }
+    }
+    assert_clean(&ns);
+}
+
+#[test]
+fn heap_allocates_reuses_and_runs_out_cleanly() {
+    let limits = Limits {
+        heap_bytes: 64 * 1024,
+        ..small_limits()
+    };
+    let mem = memory(&limits);
+    let ns = Namespace::create(&mem, &limits, TestHost::family()).unwrap();
+    let owner = BlockOwner { kind: 1, id: 5 };
+    let a = ns.heap_alloc(100, owner).unwrap();
+    let b = ns.heap_alloc(100, owner).unwrap();
+    assert_ne!(a, b);
+    assert_eq!(ns.heap_used(), 2 * 128);
+    let word = |off: u32| &mem[(off / 4) as usize];
+    word(a).store(0xdead, Ordering::Relaxed);
+    assert_eq!(
+        ns.heap_free(a, BlockOwner { kind: 1, id: 6 }).err(),
+        Some(Errno::CORRUPT)
+    );
+    ns.heap_free(a, owner).unwrap();
+    assert_eq!(
+        ns.heap_free(a, owner).err(),
+        Some(Errno::CORRUPT),
+        "double free"
+    );
+    assert_eq!(ns.heap_free(a + 4, owner).err(), Some(Errno::CORRUPT));
+    let c = ns.heap_alloc(90, owner).unwrap();
+    assert_eq!(c, a, "same class comes back from the free list");
+    assert_eq!(word(c).load(Ordering::Relaxed), 0, "zero-filled");
+    assert_eq!(ns.heap_alloc(1 << 20, owner).err(), Some(Errno::ENOMEM));
+    let mut blocks = Vec::new();
+    while let Ok(block) = ns.heap_alloc(1000, owner) {
+        blocks.push(block);
+    }
+    assert!(blocks.len() > 40);
+    assert_clean(&ns);
+    for block in blocks {
+        ns.heap_free(block, owner).unwrap();
+    }
+    ns.heap_free(b, owner).unwrap();
+    ns.heap_free(c, owner).unwrap();
+    assert_eq!(ns.heap_used(), 0);
+    assert_clean(&ns);
+}
+
+/// Runs `work` as process `pid` on its own thread and returns once it has
+/// "died": `work` marks its process dead and parks for good inside its
+/// critical section ([`park_dead`]).
+fn die_inside(
+    host: &TestHost,
+    pid: u32,
+    mem: &'static [AtomicU32],
+    work: fn(&Namespace<'static, TestHost>, &TestHost),
+) {
+    let host = host.sibling(pid);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let alive = Arc::clone(&host.alive);
+    std::thread::spawn(move || {
+        let ns = Namespace::open(mem, host.clone()).unwrap();
+        let ns: &'static Namespace<'static, TestHost> =
+            std::boxed::Box::leak(std::boxed::Box::new(ns));
+        tx.send(()).unwrap();
+        work(ns, &host);
+    });
+    rx.recv().unwrap();
+    while alive.lock().unwrap().contains(&pid) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn park_dead(host: &TestHost) -> ! {
+    host.kill(host.pid);
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_lock_whose_holder_died_is_recovered_and_rolled_back() {
+    let limits = small_limits();
+    let mem: &'static [AtomicU32] = std::vec::Vec::leak(memory(&limits));
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &limits, host.clone()).unwrap();
+    let id = create(&ns, Kind::Sem, 11, IPC_CREAT | 0o600).unwrap();
+    let mut locked = ns.lock_object(Kind::Sem, id).unwrap();
+    locked.txn.set(&locked.object.ext()[3], 5).unwrap();
+    locked.commit();
+
+    // Dies half-way through changing the object.
+    die_inside(&host, 2, mem, |ns, host| {
+        let id = ns
+            .ipc_get(Kind::Sem, 11, 0, &USER, |_| Ok(()), |_, _| Ok(()))
+            .unwrap();
+        let mut locked = ns.lock_object(Kind::Sem, id).unwrap();
+        locked.txn.set(&locked.object.ext()[3], 6).unwrap();
+        locked.txn.set(&locked.object.ext()[4], 9).unwrap();
+        park_dead(host);
+    });
+    let locked = ns.lock_object(Kind::Sem, id).unwrap();
+    assert_eq!(locked.object.ext()[3].get(), 5);
+    assert_eq!(locked.object.ext()[4].get(), 0);
+    locked.commit();
+
+    // Dies half-way through creating an object (both table and object locks held).
+    die_inside(&host, 3, mem, |ns, host| {
+        let _ = ns.ipc_get(
+            Kind::Sem,
+            12,
+            IPC_CREAT | 0o600,
+            &USER,
+            |_| Ok(()),
+            |txn, object| {
+                txn.set(&object.ext()[0], 1)?;
+                park_dead(host)
+            },
+        );
+    });
+    // The half-created object's id is the next index; locking it by id recovers
+    // the table first and finds no object.
+    assert_eq!(ns.lock_object(Kind::Sem, id + 1).err(), Some(Errno::EINVAL));
+    assert_eq!(create(&ns, Kind::Sem, 12, 0).err(), Some(Errno::ENOENT));
+    let again = create(&ns, Kind::Sem, 12, IPC_CREAT | 0o600).unwrap();
+    assert_eq!(ns.in_use(Kind::Sem), 2);
+
+    // Dies half-way through removing it.
+    die_inside(&host, 4, mem, move |ns, host| {
+        let id = ns
+            .ipc_get(Kind::Sem, 12, 0, &USER, |_| Ok(()), |_, _| Ok(()))
+            .unwrap();
+        let _: Result<()> = ns.ipc_remove(Kind::Sem, id, &USER, |txn, object| {
+            txn.set(&object.ext()[1], 3)?;
+            park_dead(host)
+        });
+    });
+    assert_eq!(create(&ns, Kind::Sem, 12, 0).unwrap(), again);
+    assert_eq!(
+        ns.lock_object(Kind::Sem, again).unwrap().object.ext()[1].get(),
+        0
+    );
+
+    // Dies inside the heap lock, having moved the bump pointer.
+    let used = ns.heap_used();
+    let first = ns.heap_alloc(8, BlockOwner { kind: 1, id: 1 }).unwrap();
+    die_inside(&host, 5, mem, |ns, host| {
+        let mut txn = crate::lock::Txn::begin(ns, ns.heap_lock().unwrap()).unwrap();
+        let heap = ns
+            .arena
+            .get(arena::Off::<heap::HeapHeader>::new(ns.layout.heap))
+            .unwrap();
+        let bump = heap_bump(heap);
+        txn.set(bump, bump.get() + 4096).unwrap();
+        park_dead(host);
+    });
+    let second = ns.heap_alloc(8, BlockOwner { kind: 1, id: 1 }).unwrap();
+    assert_eq!(second, first + 16, "the dead holder's bump was rolled back");
+    assert_eq!(ns.heap_used(), used + 32);
+    assert_clean(&ns);
+    let mut stale = 0;
+    ns.check(&mut |p| {
+        if p.severity == Severity::Stale {
+            stale += 1;
+        }
+    });
+    assert_eq!(
+        stale, 4,
+        "dead processes' registrations are reported as stale"
+    );
+}
+
+/// A small deterministic generator for the corruption test.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn random_bytes_in_a_live_arena_give_errors_never_crashes() {
+    let limits = Limits {
+        semmni: 40,
+        msgmni: 40,
+        shmmni: 40,
+        procs: 8,
+        heap_bytes: 16 * 1024,
+        ..DEFAULT_LIMITS
+    };
+    let host = TestHost::family();
+    let mut corrupt_seen = 0;
+    for seed in 1..=1000u64 {
+        let mem = memory(&limits);
+        let ns = Namespace::create(&mem, &limits, host.clone()).unwrap();
+        let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut blocks = Vec::new();
+        for i in 0..20 {
+            create(&ns, Kind::Sem, i + 1, IPC_CREAT | 0o600).unwrap();
+            blocks.push(
+                ns.heap_alloc(
+                    64 + (i as u32) * 40,
+                    BlockOwner {
+                        kind: 1,
+                        id: i as u32,
+                    },
+                )
+                .unwrap(),
+            );
+        }
+        // Scribble: random words anywhere, or a burst over one region.
+        let words = mem.len() as u64;
+        for _ in 0..(1 + rng.next() % 300) {
+            let at = if rng.next() % 2 == 0 {
+                rng.next() % words
+            } else {
+                rng.next() % (u64::from(ns.layout().heap_start) / 4 + 64).min(words)
+            };
+            let value = match rng.next() % 4 {
+                0 => rng.next() as u32,
+                1 => (rng.next() % 64) as u32,
+                2 => u32::MAX,
+                _ => ns.tag().raw() ^ 1,
+            };
+            mem[at as usize].store(value, Ordering::Relaxed);
+        }
+        for i in 0..30 {
+            if create(&ns, Kind::Sem, i + 1, 0) == Err(Errno::CORRUPT) {
+                corrupt_seen += 1;
+            }
+            let _ = create(&ns, Kind::Sem, i + 100, IPC_CREAT | 0o600);
+            let _ = create(&ns, Kind::Msg, IPC_PRIVATE, 0o600);
+            if let Ok(mut locked) = ns.lock_object(Kind::Sem, i) {
+                let _ = locked.txn.set(&locked.object.ext()[0], 1);
+                locked.commit();
+            }
+            let _ = ns.ipc_remove(Kind::Sem, i, &USER, |_, _| Ok(()));
+            let _ = ns.heap_alloc((rng.next() % 5000) as u32, BlockOwner { kind: 2, id: 0 });
+        }
+        for (i, block) in blocks.iter().enumerate() {
+            let _ = ns.heap_free(
+                *block,
+                BlockOwner {
+                    kind: 1,
+                    id: i as u32,
+                },
+            );
+        }
+        let _ = ns.objects(Kind::Sem).count();
+        let _ = ns.check(&mut |_| {});
+        drop(ns);
+        let _ = Namespace::open(&mem, host.clone()).map(|ns| create(&ns, Kind::Shm, 3, IPC_CREAT));
+    }
+    assert!(
+        corrupt_seen > 100,
+        "the scribbles reached the tables ({corrupt_seen} errors)"
+    );
+}
