@@ -5,19 +5,30 @@
 //! without taking locks, so run it on a quiescent arena for a verdict; on a
 //! busy one it may report a change in flight.
 //!
+//! A sparse arena file has holes where nothing was ever written, and on tmpfs
+//! even reading a hole through the mapping allocates a page. The caller says
+//! which byte ranges may hold data; an object slot lying wholly in a hole reads
+//! as zeros — a free slot — and is skipped unless the bitmap claims it.
+//!
+//! A lock whose holder died guards memory that its journal has yet to roll
+//! back; the next process to take the lock would do that first. So does the
+//! check: it takes over every such lock, which rolls back the dead holder's
+//! unfinished critical section, and only then verifies — the state it judges
+//! is the state every process will see. That is the one change it makes.
+//!
 //! Problems come in two severities: [`Severity::Corrupt`] breaks an invariant;
-//! [`Severity::Stale`] is what a dead process leaves behind (its registration,
-//! a lock it held) and what reaping clears up.
+//! [`Severity::Stale`] is what a dead process leaves behind (its registration)
+//! and what reaping clears up.
 
 use core::fmt;
 
-use crate::arena::{Off, Word};
+use crate::arena::{Off, Record, Word};
 use crate::format;
 use crate::heap::{block_info, BLOCK_HEADER};
 use crate::host::Host;
-use crate::ids::{bucket_of, table_view, Kind, KINDS, SEQ_MAX};
+use crate::ids::{bucket_of, table_view, Kind, ObjectSlot, KINDS, SEQ_MAX};
 use crate::limits::IPCMNI;
-use crate::lock::LockRecord;
+use crate::lock::{LockRecord, Txn};
 use crate::registry::Owner;
 use crate::Namespace;
 
@@ -80,6 +91,8 @@ pub struct CheckSummary {
     pub corrupt: u32,
     /// Problems of severity [`Severity::Stale`].
     pub stale: u32,
+    /// Locks abandoned by dead processes, taken over and rolled back first.
+    pub recovered: u32,
 }
 
 /// A fixed bitset big enough for one table's slots.
@@ -101,7 +114,7 @@ impl Seen {
 
 /// Whether a slot before `stop` on the chain from `head` has `key` (keys are
 /// unique, and equal keys share a chain).
-fn chain_has_key(slots: &[crate::ids::ObjectSlot], head: u32, stop: u32, key: i32) -> bool {
+fn chain_has_key(slots: &[ObjectSlot], head: u32, stop: u32, key: i32) -> bool {
     let mut link = head;
     for _ in 0..slots.len() {
         match link.checked_sub(1) {
@@ -142,10 +155,20 @@ impl Checker<'_> {
 
 impl<'m, H: Host> Namespace<'m, H> {
     /// Checks every invariant of the arena, calling `report` for each problem.
-    pub fn check(&self, report: &mut dyn FnMut(Problem)) -> CheckSummary {
+    /// `may_hold_data(offset, len)` is false only for ranges known to be
+    /// holes (never written); pass `&|_, _| true` when there is no such knowledge.
+    pub fn check(
+        &self,
+        may_hold_data: &dyn Fn(u32, u32) -> bool,
+        report: &mut dyn FnMut(Problem),
+    ) -> CheckSummary {
+        let recovered = self.recover_abandoned_locks(may_hold_data);
         let mut checker = Checker {
             report,
-            summary: CheckSummary::default(),
+            summary: CheckSummary {
+                recovered,
+                ..CheckSummary::default()
+            },
         };
         match format::read(&self.arena) {
             Ok(layout) if layout == self.layout => {}
@@ -156,7 +179,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             ),
         }
         for kind in KINDS {
-            self.check_table(&mut checker, kind);
+            self.check_table(&mut checker, kind, may_hold_data);
         }
         self.check_heap(&mut checker);
         for (slot, process) in self.registry.live_slots() {
@@ -170,6 +193,45 @@ impl<'m, H: Host> Namespace<'m, H> {
             }
         }
         checker.summary
+    }
+
+    /// Takes over and releases every lock held by a dead process, rolling back
+    /// its unfinished critical section; returns how many there were.
+    pub fn recover_abandoned_locks(&self, may_hold_data: &dyn Fn(u32, u32) -> bool) -> u32 {
+        let abandoned = |lock_owner: Option<crate::registry::Tag>| {
+            lock_owner.is_some_and(|owner| self.registry.owner_is_dead(&self.host, owner))
+        };
+        let mut recovered = 0;
+        for kind in KINDS {
+            let Ok(table) = table_view(&self.arena, &self.layout, kind) else {
+                continue;
+            };
+            if abandoned(table.lock.owner())
+                && Txn::begin(self, table.lock).map(Txn::commit).is_ok()
+            {
+                recovered += 1;
+            }
+            for (index, slot) in (0u32..).zip(table.slots) {
+                let offset = table.layout.slots + index * ObjectSlot::SIZE;
+                if !may_hold_data(offset, ObjectSlot::SIZE) {
+                    continue;
+                }
+                let lock = slot.view().lock;
+                if abandoned(lock.owner())
+                    && Txn::begin_under(self, lock, table.lock)
+                        .map(Txn::commit)
+                        .is_ok()
+                {
+                    recovered += 1;
+                }
+            }
+        }
+        if let Ok(lock) = self.heap_lock() {
+            if abandoned(lock.owner()) && Txn::begin(self, lock).map(Txn::commit).is_ok() {
+                recovered += 1;
+            }
+        }
+        recovered
     }
 
     fn check_lock<const N: usize>(
@@ -197,7 +259,12 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
     }
 
-    fn check_table(&self, checker: &mut Checker<'_>, kind: Kind) {
+    fn check_table(
+        &self,
+        checker: &mut Checker<'_>,
+        kind: Kind,
+        may_hold_data: &dyn Fn(u32, u32) -> bool,
+    ) {
         let area = Area::Table(kind);
         let table = match table_view(&self.arena, &self.layout, kind) {
             Ok(table) => table,
@@ -208,9 +275,18 @@ impl<'m, H: Host> Namespace<'m, H> {
             checker.corrupt(area, None, "sequence number out of range");
         }
         let mut live = 0;
+        let in_hole = |index: u32| {
+            !may_hold_data(
+                table.layout.slots + index * ObjectSlot::SIZE,
+                ObjectSlot::SIZE,
+            )
+        };
         for (index, slot) in (0u32..).zip(table.slots) {
-            let view = slot.view();
             let bit = table.bitmap[(index / 32) as usize].get() & (1 << (index % 32)) != 0;
+            if !bit && in_hole(index) {
+                continue;
+            }
+            let view = slot.view();
             match view.live {
                 None => checker.corrupt(area, Some(index), "state is neither free nor live"),
                 Some(is_live) if is_live != bit => {
@@ -235,7 +311,16 @@ impl<'m, H: Host> Namespace<'m, H> {
             checker.corrupt(area, None, "in-use count disagrees with the live slots");
         }
         let mut seen = Seen([0; (IPCMNI / 32) as usize]);
+        let mut skip_page = false;
         for (bucket, head) in (0u32..).zip(table.buckets) {
+            // One question per page of buckets: a page in a hole holds only empty buckets.
+            let offset = table.layout.buckets + bucket * 4;
+            if offset % 4096 == 0 || bucket == 0 {
+                skip_page = !may_hold_data(offset, 4096 - offset % 4096);
+            }
+            if skip_page {
+                continue;
+            }
             let mut link = head.get();
             let mut steps = 0;
             while let Some(index) = link.checked_sub(1) {
@@ -276,6 +361,9 @@ impl<'m, H: Host> Namespace<'m, H> {
             }
         }
         for (index, slot) in (0u32..).zip(table.slots) {
+            if in_hole(index) {
+                continue;
+            }
             let view = slot.view();
             if view.live == Some(true) && view.key != 0 && !seen.contains(index) {
                 checker.corrupt(area, Some(index), "public key missing from its hash chain");

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset 0   Header: magic, version, state, size, limits, region offsets, creation time
-//!            process registry   [ProcSlot; procs]
+//!            process registry   bitmap of slots ever used, [ProcSlot; procs]
 //!            sem table          TableHeader, bitmap, key buckets, [ObjectSlot; slots]
 //!            msg table          (same)
 //!            shm table          (same)
@@ -112,7 +112,8 @@ pub struct Layout {
     pub limits: Limits,
     /// Total size in bytes (a whole number of 4 KiB pages).
     pub size: u32,
-    /// The process registry.
+    /// The process registry: a bitmap of the slots ever used, then the slots
+    /// at the next 64-byte boundary ([`Layout::registry_slots`]).
     pub registry: u32,
     /// The object tables, indexed by [`crate::Kind`].
     pub tables: [TableLayout; 3],
@@ -192,6 +193,7 @@ impl Layout {
         limits.validate().map_err(FormatError::BadLimits)?;
         let mut at = align_up(u64::from(Header::SIZE), 64);
         let registry = at;
+        at = align_up(at + u64::from(limits.procs.div_ceil(32)) * 4, 64);
         at += u64::from(limits.procs) * u64::from(SLOT_SIZE);
         let mut tables = [TableLayout {
             header: 0,
@@ -248,6 +250,11 @@ impl Layout {
             heap_start: heap_start as u32,
             heap_end: heap_end as u32,
         })
+    }
+
+    /// Where the registry's slots start, after its bitmap.
+    pub fn registry_slots(&self) -> u32 {
+        (self.registry + self.limits.procs.div_ceil(32) * 4).div_ceil(64) * 64
     }
 
     fn region_words(&self) -> [u32; REGION_WORDS] {
@@ -307,6 +314,22 @@ fn header<'m>(arena: &Arena<'m>) -> Result<&'m Header, FormatError> {
     arena
         .get(HEADER)
         .map_err(|_| FormatError::TooSmall { len: arena.len() })
+}
+
+/// Formats blank (zero-filled) memory as an arena with `limits`, created at
+/// wall-clock time `now`, without opening it (a platform that publishes arena
+/// files formats them privately first).
+pub fn format_memory(
+    memory: &[core::sync::atomic::AtomicU32],
+    limits: &Limits,
+    now: i64,
+) -> Result<Layout, FormatError> {
+    format(&Arena::new(memory), limits, now)
+}
+
+/// Reads and checks the header of memory that should hold an arena.
+pub fn read_memory(memory: &[core::sync::atomic::AtomicU32]) -> Result<Layout, FormatError> {
+    read(&Arena::new(memory))
 }
 
 /// Formats blank (zero-filled) memory as an arena with `limits`.
@@ -416,7 +439,8 @@ mod tests {
         let layout = Layout::compute(&DEFAULT_LIMITS).unwrap();
         let mut previous_end = u64::from(Header::SIZE);
         assert!(u64::from(layout.registry) >= previous_end);
-        previous_end = u64::from(layout.registry) + 32768 * 16;
+        assert_eq!(layout.registry_slots(), layout.registry + 4096);
+        previous_end = u64::from(layout.registry_slots()) + 32768 * 16;
         for table in layout.tables {
             assert!(u64::from(table.header) >= previous_end);
             assert!(table.bitmap >= table.header + TableHeader::SIZE);

@@ -492,12 +492,19 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     /// The live objects of `kind`, in index order, as `(id, perm)` (read
-    /// without locks: a snapshot for listings and checks).
+    /// without locks: a snapshot for listings). Only slots the bitmap marks
+    /// are read, so a listing touches no page of never-used slots.
     pub fn objects(&self, kind: Kind) -> impl Iterator<Item = (i32, IpcPerm)> + 'm {
         let table = self.table(kind).ok();
         let count = table.as_ref().map_or(0, |t| t.layout.slot_count);
         (0..count).filter_map(move |index| {
-            let slot = table.as_ref()?.slot(index).ok()?;
+            let table = table.as_ref()?;
+            // The bitmap first: slots never used are never touched.
+            let bits = table.bitmap_word(index).ok()?.get();
+            if bits & (1 << (index % 32)) == 0 {
+                return None;
+            }
+            let slot = table.slot(index).ok()?;
             if slot.state.get() != LIVE {
                 return None;
             }

@@ -119,7 +119,12 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     fn attach(arena: Arena<'m>, layout: Layout, host: H) -> core::result::Result<Self, OpenError> {
-        let registry = Registry::new(arena, Off::new(layout.registry), layout.limits.procs);
+        let registry = Registry::new(
+            arena,
+            Off::new(layout.registry),
+            Off::new(layout.registry_slots()),
+            layout.limits.procs,
+        );
         let me = registry
             .register(host.current_process())
             .map_err(|_| OpenError::NoProcessSlot)?;

@@ -314,8 +314,9 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
         Ok(())
     }
 
-    /// Writes `value` to `word`, recording its old value first.
-    pub(crate) fn set(&mut self, word: &'m Word, value: u32) -> Result<()> {
+    /// Writes `value` to `word`, recording its old value first. The word must
+    /// be one the locks of this section protect.
+    pub fn set(&mut self, word: &'m Word, value: u32) -> Result<()> {
         let old = word.get();
         if old == value {
             return Ok(());
@@ -334,7 +335,7 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
     }
 
     /// Writes a 64-bit value as two journaled words.
-    pub(crate) fn set64(&mut self, word: &'m crate::arena::Word64, value: u64) -> Result<()> {
+    pub fn set64(&mut self, word: &'m crate::arena::Word64, value: u64) -> Result<()> {
         let (lo, hi) = word.halves();
         self.set(lo, value as u32)?;
         self.set(hi, (value >> 32) as u32)

@@ -13,6 +13,11 @@
 //!   `pid` from 0, then writes `start`, then publishes the new `generation`
 //!   with a release store; tags made from a slot carry that generation.
 //!
+//! A bitmap beside the slots marks every slot ever taken; scans of the
+//! registry visit only those, so they touch no page of slots never used (the
+//! arena file stays sparse). A bit is set before its slot is claimed and
+//! never cleared, so it is a hint that cannot hide a taken slot.
+//!
 //! Undo lists and shared memory attachments will hang off the slot (they are
 //! the work of the IPC kinds); reaping a dead process's slot is the lifecycle
 //! layer's job. Until then a slot is freed by [`crate::Namespace`] when the
@@ -88,13 +93,28 @@ pub(crate) enum Owner {
 #[derive(Clone, Copy)]
 pub(crate) struct Registry<'m> {
     arena: Arena<'m>,
+    ever_used: Off<Word>,
     base: Off<ProcSlot>,
     count: u32,
 }
 
 impl<'m> Registry<'m> {
-    pub(crate) fn new(arena: Arena<'m>, base: Off<ProcSlot>, count: u32) -> Self {
-        Registry { arena, base, count }
+    pub(crate) fn new(
+        arena: Arena<'m>,
+        ever_used: Off<Word>,
+        base: Off<ProcSlot>,
+        count: u32,
+    ) -> Self {
+        Registry {
+            arena,
+            ever_used,
+            base,
+            count,
+        }
+    }
+
+    fn ever_used_word(&self, index: u32) -> Result<&'m Word> {
+        self.arena.get(self.ever_used.index(index / 32)?)
     }
 
     fn slot(&self, index: u32) -> Result<&'m ProcSlot> {
@@ -113,6 +133,12 @@ impl<'m> Registry<'m> {
         for step in 0..self.count {
             let index = (first + step) % self.count;
             let slot = self.slot(index)?;
+            if slot.pid.get() != 0 {
+                continue;
+            }
+            self.ever_used_word(index)?
+                .atomic()
+                .fetch_or(1 << (index % 32), Ordering::Release);
             if slot.pid.get() != 0
                 || slot
                     .pid
@@ -168,10 +194,18 @@ impl<'m> Registry<'m> {
         }
     }
 
-    /// The slots, for checks.
+    /// The taken slots.
     pub(crate) fn live_slots(&self) -> impl Iterator<Item = (u32, ProcessId)> + 'm {
         let this = *self;
         (0..self.count).filter_map(move |index| {
+            let hint = this
+                .ever_used_word(index)
+                .ok()?
+                .atomic()
+                .load(Ordering::Acquire);
+            if hint & (1 << (index % 32)) == 0 {
+                return None;
+            }
             let slot = this.slot(index).ok()?;
             let pid = slot.pid.get();
             (pid != 0).then(|| {

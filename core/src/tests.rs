@@ -117,7 +117,7 @@ fn create(ns: &Namespace<'_, TestHost>, kind: Kind, key: i32, flags: i32) -> Res
 
 fn assert_clean(ns: &Namespace<'_, TestHost>) {
     let mut problems = Vec::new();
-    let summary = ns.check(&mut |p| problems.push(std::format!("{p}")));
+    let summary = ns.check(&|_, _| true, &mut |p| problems.push(std::format!("{p}")));
     assert_eq!(summary.corrupt, 0, "{problems:?}");
 }
 
@@ -546,7 +546,7 @@ fn a_lock_whose_holder_died_is_recovered_and_rolled_back() {
     assert_eq!(ns.heap_used(), used + 32);
     assert_clean(&ns);
     let mut stale = 0;
-    ns.check(&mut |p| {
+    ns.check(&|_, _| true, &mut |p| {
         if p.severity == Severity::Stale {
             stale += 1;
         }
@@ -638,7 +638,7 @@ fn random_bytes_in_a_live_arena_give_errors_never_crashes() {
             );
         }
         let _ = ns.objects(Kind::Sem).count();
-        let _ = ns.check(&mut |_| {});
+        let _ = ns.check(&|_, _| true, &mut |_| {});
         drop(ns);
         let _ = Namespace::open(&mem, host.clone()).map(|ns| create(&ns, Kind::Shm, 3, IPC_CREAT));
     }

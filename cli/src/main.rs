@@ -1,0 +1,88 @@
+//! `usysv`: the command-line face of usysv.
+//!
+//! Errors are one line on standard error and a non-zero exit: 1 when the
+//! command failed, 2 when it was called wrongly.
+
+mod arena;
+mod args;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: usysv COMMAND [OPTIONS]
+
+Commands:
+  arena info      show an arena's file, limits and usage (creating the arena if missing)
+  arena create    create an arena with chosen limits
+  arena remove    delete an arena file
+  check           verify every invariant of an arena; exit 0 only when clean
+
+Every command takes --arena PATH; the default is $USYSV_ARENA, else
+/dev/shm/usysv-UID/arena. Run `usysv COMMAND --help` for a command's options.
+
+Examples:
+  usysv arena info
+  usysv arena create --arena /tmp/test.arena --semmni 64 --heap-bytes 1048576
+  usysv check --arena /tmp/test.arena";
+
+/// A failure to report: the message, and whether it was a usage error.
+pub struct Failure {
+    message: String,
+    usage: bool,
+}
+
+impl Failure {
+    /// The command failed.
+    pub fn failed(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            usage: false,
+        }
+    }
+
+    /// The command was called wrongly.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            usage: true,
+        }
+    }
+}
+
+impl From<usysv_platform::ArenaError> for Failure {
+    fn from(err: usysv_platform::ArenaError) -> Self {
+        Failure::failed(err.to_string())
+    }
+}
+
+fn run(args: Vec<String>) -> Result<(), Failure> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        [] | ["--help" | "-h" | "help", ..] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        ["--version" | "-V", ..] => {
+            println!("usysv {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        ["arena", "info", rest @ ..] => arena::info(rest),
+        ["arena", "create", rest @ ..] => arena::create(rest),
+        ["arena", "remove", rest @ ..] => arena::remove(rest),
+        ["arena", ..] => Err(Failure::usage("`usysv arena` takes info, create or remove")),
+        ["check", rest @ ..] => arena::check(rest),
+        [other, ..] => Err(Failure::usage(format!(
+            "unknown command `{other}` (see `usysv --help`)"
+        ))),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("usysv: {}", failure.message);
+            ExitCode::from(if failure.usage { 2 } else { 1 })
+        }
+    }
+}

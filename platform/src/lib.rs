@@ -1,0 +1,17 @@
+//! The operating-system layers of usysv, and the safe Rust API over the core.
+//!
+//! The core ([`usysv_core`]) holds every rule of System V IPC and needs from
+//! the system only a way to wait on a shared word, a clock, and whether a
+//! process lives. This crate supplies them, one small module per system:
+//!
+//! - Linux ([`linux`]): shared futexes (`FUTEX_WAIT_BITSET`, absolute
+//!   `CLOCK_MONOTONIC` deadlines, never `FUTEX_PRIVATE_FLAG`), process
+//!   identity from `/proc`, and arenas kept in `mmap`'d files on tmpfs.
+#![deny(missing_docs)]
+
+#[cfg(target_os = "linux")]
+pub mod linux;
+
+#[cfg(target_os = "linux")]
+pub use linux::{default_arena_path, ArenaError, ArenaFile, Credentials, LinuxHost, ARENA_ENV};
+pub use usysv_core;

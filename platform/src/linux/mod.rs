@@ -1,0 +1,45 @@
+//! Linux: shared futexes, `/proc`, and arena files on tmpfs.
+
+mod arena_file;
+mod futex;
+mod process;
+
+pub use arena_file::{default_arena_path, ArenaError, ArenaFile, ARENA_ENV};
+pub use process::Credentials;
+
+use core::sync::atomic::AtomicU32;
+
+use usysv_core::host::{Deadline, Host, Liveness, ProcessId, Waiter, Wake};
+
+/// The Linux host: futex waits, the monotonic and wall clocks, `/proc` for
+/// process identity and liveness.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinuxHost;
+
+impl Waiter for LinuxHost {
+    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Deadline>) -> Wake {
+        futex::wait(word, expected, deadline)
+    }
+
+    fn wake(&self, word: &AtomicU32, count: u32) {
+        futex::wake(word, count)
+    }
+}
+
+impl Host for LinuxHost {
+    fn now(&self) -> Deadline {
+        process::monotonic_now()
+    }
+
+    fn wall_clock(&self) -> i64 {
+        process::wall_clock()
+    }
+
+    fn current_process(&self) -> ProcessId {
+        process::current()
+    }
+
+    fn liveness(&self, process: ProcessId) -> Liveness {
+        process::liveness(process)
+    }
+}

@@ -1,0 +1,184 @@
+//! Process identity, liveness, credentials and clocks on Linux.
+//!
+//! A process is named by its pid and its start time (field 22 of
+//! `/proc/PID/stat`, clock ticks since boot), so that a pid reused by a new
+//! process is not taken for the old one. A zombie counts as dead: it can run
+//! no more code, and its mappings are gone.
+
+use std::io::ErrorKind;
+
+use usysv_core::host::{Deadline, Liveness, ProcessId};
+use usysv_core::Cred;
+
+/// Reads the start time from the text of a `/proc/PID/stat` file, and whether
+/// the process has ended (zombie `Z` or dead `X`).
+fn parse_stat(stat: &str) -> Option<(bool, u64)> {
+    // The command name is in parentheses and may hold anything, ')' included.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_ascii_whitespace();
+    let state = fields.next()?;
+    // Field 3 is the state; the start time is field 22.
+    let start = fields.nth(22 - 4)?.parse().ok()?;
+    Some((matches!(state, "Z" | "X"), start))
+}
+
+/// The calling process.
+pub(crate) fn current() -> ProcessId {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    let pid = unsafe { libc::getpid() } as u32;
+    let start = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| parse_stat(&stat))
+        .map_or(0, |(_, start)| start);
+    ProcessId { pid, start }
+}
+
+/// Whether `process` still runs.
+pub(crate) fn liveness(process: ProcessId) -> Liveness {
+    match std::fs::read_to_string(format!("/proc/{}/stat", process.pid)) {
+        Ok(stat) => match parse_stat(&stat) {
+            Some((ended, start)) if ended || start != process.start => Liveness::Dead,
+            _ => Liveness::Alive,
+        },
+        Err(err) if err.kind() == ErrorKind::NotFound => Liveness::Dead,
+        // /proc hidden (hidepid) or unreadable: fall back on kill(pid, 0).
+        Err(_) => {
+            // SAFETY: signal 0 only checks that the process exists.
+            let ret = unsafe { libc::kill(process.pid as libc::pid_t, 0) };
+            let gone =
+                ret != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            if gone {
+                Liveness::Dead
+            } else {
+                Liveness::Alive
+            }
+        }
+    }
+}
+
+/// The monotonic clock.
+pub(crate) fn monotonic_now() -> Deadline {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec to write; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    Deadline(now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64)
+}
+
+/// Seconds since the epoch (a vDSO call, no system call).
+pub(crate) fn wall_clock() -> i64 {
+    // SAFETY: time(NULL) only returns the time.
+    unsafe { libc::time(core::ptr::null_mut()) as i64 }
+}
+
+/// The calling process's credentials as System V IPC sees them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// Effective user id.
+    pub euid: u32,
+    /// Effective group id.
+    pub egid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// Holds `CAP_IPC_OWNER` in its effective set.
+    pub ipc_owner: bool,
+    /// Holds `CAP_SYS_ADMIN` in its effective set.
+    pub sys_admin: bool,
+}
+
+const CAP_IPC_OWNER: u32 = 15;
+const CAP_SYS_ADMIN: u32 = 21;
+
+impl Credentials {
+    /// Reads them: `geteuid`, `getegid`, `getgroups`, and the effective
+    /// capabilities from `/proc/self/status`.
+    pub fn current() -> Credentials {
+        // SAFETY: these calls have no preconditions and cannot fail.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        // SAFETY: a null buffer with size 0 asks only for the count.
+        let count = unsafe { libc::getgroups(0, core::ptr::null_mut()) }.max(0);
+        let mut groups = vec![0; count as usize];
+        // SAFETY: `groups` has room for `count` gids.
+        let got = unsafe { libc::getgroups(count, groups.as_mut_ptr()) };
+        groups.truncate(got.max(0) as usize);
+        let effective = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+                u64::from_str_radix(line["CapEff:".len()..].trim(), 16).ok()
+            })
+            .unwrap_or(if euid == 0 { u64::MAX } else { 0 });
+        Credentials {
+            euid,
+            egid,
+            groups,
+            ipc_owner: effective & (1 << CAP_IPC_OWNER) != 0,
+            sys_admin: effective & (1 << CAP_SYS_ADMIN) != 0,
+        }
+    }
+
+    /// The view the core's permission checks take.
+    pub fn as_cred(&self) -> Cred<'_> {
+        Cred {
+            euid: self.euid,
+            egid: self.egid,
+            groups: &self.groups,
+            ipc_owner: self.ipc_owner,
+            sys_admin: self.sys_admin,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_with_odd_names_parse() {
+        let line =
+            "4242 (a) b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
+        assert_eq!(parse_stat(line), Some((false, 987654)));
+        let zombie = "7 (x) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0";
+        assert_eq!(parse_stat(zombie), Some((true, 55)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_lives_and_a_wrong_start_time_is_another_process() {
+        let me = current();
+        assert_ne!(me.start, 0);
+        assert_eq!(liveness(me), Liveness::Alive);
+        let impostor = ProcessId {
+            start: me.start + 1,
+            ..me
+        };
+        assert_eq!(liveness(impostor), Liveness::Dead);
+    }
+
+    #[test]
+    fn an_exited_child_is_dead_even_as_a_zombie() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let stat = loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            if parse_stat(&stat).unwrap().0 {
+                break stat;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        let start = parse_stat(&stat).unwrap().1;
+        assert_eq!(liveness(ProcessId { pid, start }), Liveness::Dead, "zombie");
+        child.wait().unwrap();
+        assert_eq!(liveness(ProcessId { pid, start }), Liveness::Dead, "reaped");
+    }
+
+    #[test]
+    fn credentials_match_the_process() {
+        let creds = Credentials::current();
+        // SAFETY: no preconditions.
+        assert_eq!(creds.euid, unsafe { libc::geteuid() });
+        assert_eq!(creds.as_cred().egid, creds.egid);
+    }
+}
