@@ -142,6 +142,26 @@ fn format_round_trip() {
 }
 
 #[test]
+fn a_full_registry_refuses_another_process_until_one_leaves() {
+    let limits = Limits {
+        procs: 2,
+        ..small_limits()
+    };
+    let mem = memory(&limits);
+    let host = TestHost::family();
+    let first = Namespace::create(&mem, &limits, host.clone()).unwrap();
+    let second = Namespace::open(&mem, host.sibling(2)).unwrap();
+    assert_eq!(
+        Namespace::open(&mem, host.sibling(3)).err(),
+        Some(OpenError::NoProcessSlot)
+    );
+    drop(second);
+    let third = Namespace::open(&mem, host.sibling(3)).unwrap();
+    assert_ne!(third.tag(), first.tag());
+    assert_eq!(first.processes(), 2);
+}
+
+#[test]
 fn bad_memory_is_refused_with_the_reason() {
     let limits = small_limits();
     let host = TestHost::family();

@@ -149,6 +149,30 @@ fn bad_files_are_refused_in_one_line_naming_the_file_and_the_problem() {
 }
 
 #[test]
+fn the_command_uses_usysv_arena_and_creates_the_arena_on_first_use() {
+    let dir = TempDir::new("env");
+    let path = dir.join("from-env");
+    let out = Command::new(workspace_binary("usysv"))
+        .args(["arena", "info"])
+        .env("USYSV_ARENA", &path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("arena      {}\n", path.display())),
+        "{text}"
+    );
+    assert!(text.contains("max number of arrays = 32000"), "{text}");
+    let ns_file = ArenaFile::open(&path).unwrap();
+    assert_eq!(ns_file.namespace().unwrap().limits().semmni, 32000);
+}
+
+#[test]
 fn random_bytes_written_over_a_live_arena_file_give_errors_never_crashes() {
     let _watchdog = Watchdog::new("random bytes over an arena file", Duration::from_secs(120));
     let dir = TempDir::new("scribble");

@@ -386,3 +386,54 @@ impl Drop for ArenaFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("usysv-unit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn refusal(dir: &Path, uid: u32) -> Option<&'static str> {
+        match ensure_private_dir(dir, uid) {
+            Err(ArenaError {
+                problem: ArenaProblem::UnsafeDirectory(why),
+                ..
+            }) => Some(why),
+            Err(other) => panic!("{other}"),
+            Ok(()) => None,
+        }
+    }
+
+    #[test]
+    fn the_default_directory_must_be_private_and_ours() {
+        // SAFETY: no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        let dir = scratch("private");
+        assert_eq!(refusal(&dir, uid), None, "created");
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(refusal(&dir, uid), None, "reused");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            refusal(&dir, uid),
+            Some("the directory is open to other users (it must be mode 0700)")
+        );
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(
+            refusal(&dir, uid + 1),
+            Some("the directory belongs to another user")
+        );
+        let link = scratch("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert_eq!(refusal(&link, uid), Some("it is not a directory"));
+        std::fs::remove_file(&link).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
