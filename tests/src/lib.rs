@@ -145,15 +145,56 @@ impl Rng {
     }
 }
 
-/// The path of a binary of the workspace (`usysv`), beside the test's own
-/// directory in `target/`.
-pub fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap();
-    let dir = if dir.ends_with("deps") {
-        dir.parent().unwrap()
-    } else {
-        dir
+/// Files that are not usable arenas, made in `dir`, each with the words its
+/// error message must contain.
+pub fn bad_arena_files(dir: &TempDir) -> Vec<(PathBuf, &'static str)> {
+    let good = dir.join("good");
+    drop(usysv_platform::ArenaFile::create(&good, &SMALL_LIMITS, 0o600).unwrap());
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::remove_file(&good).unwrap();
+    let patched = |at: usize, value: u32| {
+        let mut copy = bytes.clone();
+        copy[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        copy
     };
-    dir.join(name)
+    let mut rng = Rng::new(7);
+    let random: Vec<u8> = (0..65536).map(|_| rng.next_u64() as u8).collect();
+    let files: [(&str, Vec<u8>, &'static str); 5] = [
+        (
+            "random",
+            random,
+            "not a usysv arena (no usysv magic number)",
+        ),
+        (
+            "empty",
+            Vec::new(),
+            "not a usysv arena (0 bytes, smaller than a header)",
+        ),
+        (
+            "truncated",
+            bytes[..bytes.len() / 2].to_vec(),
+            "truncated usysv arena",
+        ),
+        (
+            "version",
+            patched(8, 9),
+            "usysv arena format version 9, but this usysv reads version 1",
+        ),
+        (
+            "limits",
+            patched(20, 0),
+            "corrupt usysv arena header: limit semmni = 0",
+        ),
+    ];
+    let mut cases: Vec<(PathBuf, &'static str)> = files
+        .into_iter()
+        .map(|(name, contents, expected)| {
+            let path = dir.join(name);
+            std::fs::write(&path, contents).unwrap();
+            (path, expected)
+        })
+        .collect();
+    cases.push((dir.path().to_path_buf(), "open: Is a directory"));
+    cases.push((dir.join("missing"), "open: No such file or directory"));
+    cases
 }

@@ -1,13 +1,12 @@
 //! Arena files: creation, opening, bad files, the command line's errors.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::Duration;
 
 use usysv_platform::usysv_core::perm::IPC_CREAT;
 use usysv_platform::usysv_core::{Errno, Kind, Limits};
 use usysv_platform::{ArenaFile, Credentials};
-use usysv_tests::{workspace_binary, Rng, TempDir, Watchdog, SMALL_LIMITS};
+use usysv_tests::{bad_arena_files, Rng, TempDir, Watchdog, SMALL_LIMITS};
 
 #[test]
 fn create_then_open_round_trip() {
@@ -80,96 +79,15 @@ fn a_new_arena_file_is_sparse() {
     );
 }
 
-/// Runs `usysv check --arena PATH` and returns (exit code, stdout, stderr).
-fn usysv_check(path: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(workspace_binary("usysv"))
-        .args(["check", "--arena"])
-        .arg(path)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
 #[test]
 fn bad_files_are_refused_in_one_line_naming_the_file_and_the_problem() {
     let dir = TempDir::new("bad-files");
-    let good = dir.join("good");
-    drop(ArenaFile::create(&good, &SMALL_LIMITS, 0o600).unwrap());
-    let bytes = std::fs::read(&good).unwrap();
-
-    let mut cases: Vec<(std::path::PathBuf, &str)> = Vec::new();
-    let random = dir.join("random");
-    let mut rng = Rng::new(7);
-    std::fs::write(
-        &random,
-        (0..65536)
-            .map(|_| rng.next_u64() as u8)
-            .collect::<Vec<u8>>(),
-    )
-    .unwrap();
-    cases.push((random, "not a usysv arena (no usysv magic number)"));
-    let empty = dir.join("empty");
-    std::fs::write(&empty, b"").unwrap();
-    cases.push((empty, "not a usysv arena (0 bytes, smaller than a header)"));
-    let truncated = dir.join("truncated");
-    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    cases.push((truncated, "truncated usysv arena"));
-    let version = dir.join("version");
-    let mut patched = bytes.clone();
-    patched[8..12].copy_from_slice(&9u32.to_le_bytes());
-    std::fs::write(&version, &patched).unwrap();
-    cases.push((
-        version,
-        "usysv arena format version 9, but this usysv reads version 1",
-    ));
-    let limits = dir.join("limits");
-    let mut patched = bytes.clone();
-    patched[20..24].copy_from_slice(&0u32.to_le_bytes());
-    std::fs::write(&limits, &patched).unwrap();
-    cases.push((limits, "corrupt usysv arena header: limit semmni = 0"));
-    cases.push((dir.path().to_path_buf(), "open: Is a directory"));
-    cases.push((dir.join("missing"), "open: No such file or directory"));
-
-    for (path, expected) in &cases {
-        let err = ArenaFile::open(path).err().unwrap().to_string();
+    for (path, expected) in bad_arena_files(&dir) {
+        let err = ArenaFile::open(&path).err().unwrap().to_string();
         assert!(err.starts_with(&format!("{}: ", path.display())), "{err}");
         assert!(err.contains(expected), "{err} (expected {expected})");
-        let (code, stdout, stderr) = usysv_check(path);
-        assert_eq!(code, 1, "{stderr}");
-        assert_eq!(stdout, "");
-        assert_eq!(stderr, format!("usysv: {err}\n"));
+        assert!(!err.contains('\n'));
     }
-    let (code, stdout, _) = usysv_check(&good);
-    assert_eq!(code, 0);
-    assert!(stdout.ends_with(": clean\n"), "{stdout}");
-}
-
-#[test]
-fn the_command_uses_usysv_arena_and_creates_the_arena_on_first_use() {
-    let dir = TempDir::new("env");
-    let path = dir.join("from-env");
-    let out = Command::new(workspace_binary("usysv"))
-        .args(["arena", "info"])
-        .env("USYSV_ARENA", &path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.starts_with(&format!("arena      {}\n", path.display())),
-        "{text}"
-    );
-    assert!(text.contains("max number of arrays = 32000"), "{text}");
-    let ns_file = ArenaFile::open(&path).unwrap();
-    assert_eq!(ns_file.namespace().unwrap().limits().semmni, 32000);
 }
 
 #[test]
