@@ -247,7 +247,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             }
             None => {}
             Some(owner) => {
-                if lock.journal_len() as usize > N {
+                if lock.journal_len() > lock.capacity() {
                     checker.corrupt(area, at, "lock journal longer than its capacity");
                 }
                 if self.registry.owner(owner) == Owner::Gone

@@ -56,6 +56,7 @@ errnos! {
     EFBIG = 27, "File too large";
     ENOSPC = 28, "No space left on device";
     ERANGE = 34, "Numerical result out of range";
+    ENOSYS = 38, "Function not implemented";
     ENOMSG = 42, "No message of desired type";
     EIDRM = 43, "Identifier removed";
     EUCLEAN = 117, "Structure needs cleaning";

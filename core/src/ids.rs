@@ -84,7 +84,7 @@ const FREE: u32 = 0;
 const LIVE: u32 = 1;
 
 /// Words each slot keeps for its kind's own fields.
-pub const EXT_WORDS: usize = 35;
+pub const EXT_WORDS: usize = 33;
 
 /// A table's header.
 #[repr(C)]
@@ -94,6 +94,9 @@ pub(crate) struct TableHeader {
     seq: Word,
     next_index: Word,
     last_index: Word,
+    /// The kind's own total, under the table lock: semaphores in all sets
+    /// (SEMMNS), pages of all segments (SHMALL).
+    pub(crate) usage: Word64,
 }
 
 // SAFETY: `repr(C)`, a lock record and words, no padding.
@@ -167,9 +170,20 @@ impl<'m> Object<'m> {
         self.slot.ctime.get() as i64
     }
 
+    /// The `ctime` field, for kinds whose operations change it.
+    pub(crate) fn ctime_word(&self) -> &'m Word64 {
+        &self.slot.ctime
+    }
+
     /// The kind's own words of the slot.
     pub fn ext(&self) -> &'m [Word; EXT_WORDS] {
         &self.slot.ext
+    }
+
+    /// The kind's own words of the slot, as the kind's record `T`.
+    pub(crate) fn ext_as<T: Record>(&self, arena: &Arena<'m>) -> Result<&'m T> {
+        const { assert!(core::mem::size_of::<T>() <= EXT_WORDS * 4) };
+        arena.get(Off::new(arena.offset_of(&self.slot.ext[0])?))
     }
 }
 
@@ -439,6 +453,20 @@ impl<'m, H: Host> Namespace<'m, H> {
         cred: &Cred<'_>,
         cleanup: impl FnOnce(&mut Txn<'_, 'm, H>, &Object<'m>) -> Result<R>,
     ) -> Result<R> {
+        self.ipc_remove_then(kind, id, cred, cleanup, |_, result| result)
+    }
+
+    /// [`Namespace::ipc_remove`], and then `after`, which runs once the removal
+    /// is permanent but while the object's lock is still held (to wake the
+    /// object's sleepers while their records cannot go away).
+    pub(crate) fn ipc_remove_then<R, T>(
+        &self,
+        kind: Kind,
+        id: i32,
+        cred: &Cred<'_>,
+        cleanup: impl FnOnce(&mut Txn<'_, 'm, H>, &Object<'m>) -> Result<R>,
+        after: impl FnOnce(&Object<'m>, R) -> T,
+    ) -> Result<T> {
         let (index, seq) = split_id(id)?;
         let table = self.table(kind)?;
         let slot = table.slot(index).map_err(|_| Errno::EINVAL)?;
@@ -461,8 +489,62 @@ impl<'m, H: Host> Namespace<'m, H> {
             table.header.in_use.get().saturating_sub(1),
         )?;
         txn.set(&slot.state, FREE)?;
+        txn.checkpoint();
+        let out = after(&object, result);
         txn.commit();
-        Ok(result)
+        Ok(out)
+    }
+
+    /// Locks the slot that `id` points to, whether or not it still holds that
+    /// object: for a sleeper that must learn, under the lock, what became of
+    /// it. The object is `None` when removed.
+    pub(crate) fn lock_slot_of(
+        &self,
+        kind: Kind,
+        id: i32,
+    ) -> Result<(Txn<'_, 'm, H>, Option<Object<'m>>)> {
+        let (index, seq) = split_id(id)?;
+        let table = self.table(kind)?;
+        let slot = table.slot(index).map_err(|_| Errno::EINVAL)?;
+        let txn = Txn::begin_under(self, &slot.lock, &table.header.lock)?;
+        let live = slot.state.get() == LIVE && slot.seq.get() == seq;
+        Ok((txn, live.then_some(Object { slot, kind, id })))
+    }
+
+    /// Locks the live object in slot `index` (`SEM_STAT` and friends take an
+    /// index, not an id): `EINVAL` when the slot is free.
+    pub fn lock_index(&self, kind: Kind, index: i32) -> Result<ObjectTxn<'_, 'm, H>> {
+        let index = u32::try_from(index).map_err(|_| Errno::EINVAL)?;
+        let table = self.table(kind)?;
+        let slot = table.slot(index).map_err(|_| Errno::EINVAL)?;
+        let txn = Txn::begin_under(self, &slot.lock, &table.header.lock)?;
+        if slot.state.get() != LIVE {
+            return Err(Errno::EINVAL);
+        }
+        let id = make_id(slot.seq.get(), index)?;
+        Ok(ObjectTxn {
+            txn,
+            object: Object { slot, kind, id },
+        })
+    }
+
+    /// The highest index in use, or -1 (the value `IPC_INFO` returns).
+    pub fn max_index(&self, kind: Kind) -> i32 {
+        let Ok(table) = self.table(kind) else {
+            return -1;
+        };
+        (0..table.layout.slot_count.div_ceil(32))
+            .rev()
+            .find_map(|word| {
+                let bits = table.bitmap_word(word * 32).ok()?.get();
+                (bits != 0).then(|| (word * 32 + 31 - bits.leading_zeros()) as i32)
+            })
+            .unwrap_or(-1)
+    }
+
+    /// The kind's total under the table lock (see `TableHeader::usage`).
+    pub(crate) fn table_usage(&self, kind: Kind) -> Result<&'m Word64> {
+        Ok(&self.table(kind)?.header.usage)
     }
 
     /// `IPC_SET`'s common part: new owner and permission bits, and `ctime`.

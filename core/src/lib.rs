@@ -13,6 +13,7 @@
 //! - `heap`: variable-size records ([`Namespace::heap_alloc`]).
 //! - `registry`: the processes using the arena.
 //! - `check`: every invariant, verified ([`Namespace::check`]).
+//! - [`sem`]: semaphore sets ([`Namespace::semget`], [`Namespace::semtimedop`], `semctl`).
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
@@ -27,8 +28,11 @@ pub mod limits;
 mod lock;
 pub mod perm;
 mod registry;
+pub mod sem;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sem;
 
 use core::fmt;
 use core::sync::atomic::AtomicU32;
@@ -83,6 +87,9 @@ pub struct Namespace<'m, H: Host> {
     pub(crate) layout: Layout,
     pub(crate) host: H,
     pub(crate) me: Tag,
+    /// This process's pid, read once (`sempid` and friends need it on every
+    /// operation, and `getpid()` is a system call).
+    pub(crate) pid: u32,
     pub(crate) registry: Registry<'m>,
 }
 
@@ -125,14 +132,16 @@ impl<'m, H: Host> Namespace<'m, H> {
             Off::new(layout.registry_slots()),
             layout.limits.procs,
         );
+        let process = host.current_process();
         let me = registry
-            .register(host.current_process())
+            .register(process)
             .map_err(|_| OpenError::NoProcessSlot)?;
         Ok(Namespace {
             arena,
             layout,
             host,
             me,
+            pid: process.pid,
             registry,
         })
     }

@@ -81,6 +81,11 @@ unsafe impl Record for JournalEntry {}
 pub struct LockRecord<const N: usize> {
     owner: Word,
     journal_len: Word,
+    /// Where entries past the `N` inline ones go: the offset of an array of
+    /// [`JournalEntry`] lent by the holder for one critical section (0: none).
+    overflow: Word,
+    /// How many entries the overflow array holds.
+    overflow_capacity: Word,
     journal: [JournalEntry; N],
 }
 
@@ -93,6 +98,8 @@ impl<const N: usize> LockRecord<N> {
         LockView {
             owner: &self.owner,
             journal_len: &self.journal_len,
+            overflow: &self.overflow,
+            overflow_capacity: &self.overflow_capacity,
             journal: &self.journal,
         }
     }
@@ -109,6 +116,11 @@ impl<const N: usize> LockRecord<N> {
     pub(crate) fn journal_len(&self) -> u32 {
         self.journal_len.get()
     }
+
+    /// How many entries the journal can hold now, overflow included.
+    pub(crate) fn capacity(&self) -> u32 {
+        (N as u32).saturating_add(self.overflow_capacity.get())
+    }
 }
 
 /// A lock of any journal capacity.
@@ -116,27 +128,57 @@ impl<const N: usize> LockRecord<N> {
 pub(crate) struct LockView<'m> {
     owner: &'m Word,
     journal_len: &'m Word,
+    overflow: &'m Word,
+    overflow_capacity: &'m Word,
     journal: &'m [JournalEntry],
 }
 
 impl<'m> LockView<'m> {
-    /// Rolls the journal back (newest entry first) and empties it. A journal
-    /// whose length or offsets are impossible is emptied too, and reported.
-    fn roll_back<H: Host>(&self, ns: &Namespace<'m, H>) -> Result<()> {
-        let len = self.journal_len.get() as usize;
+    /// Journal entry `index`: inline, or in the overflow array (checked).
+    fn entry<H: Host>(&self, ns: &Namespace<'m, H>, index: u32) -> Result<&'m JournalEntry> {
+        if let Some(entry) = self.journal.get(index as usize) {
+            return Ok(entry);
+        }
+        let beyond = index - self.journal.len() as u32;
+        if beyond >= self.overflow_capacity.get() {
+            return Err(Errno::CORRUPT);
+        }
+        ns.arena
+            .get(Off::<JournalEntry>::new(self.overflow.get()).index(beyond)?)
+    }
+
+    /// Rolls the journal back to `keep` entries (newest entry first). A journal
+    /// whose length or offsets are impossible is emptied, and reported.
+    fn roll_back_to<H: Host>(&self, ns: &Namespace<'m, H>, keep: u32) -> Result<()> {
+        let len = self.journal_len.get();
         let mut outcome = Ok(());
-        if len > self.journal.len() {
-            outcome = Err(Errno::CORRUPT);
-        } else {
-            for entry in self.journal[..len].iter().rev() {
-                match ns.arena.get(Off::<Word>::new(entry.offset.get())) {
-                    Ok(word) => word.set(entry.old.get()),
-                    Err(err) => outcome = Err(err),
-                }
+        for index in (keep..len).rev() {
+            let restored = self.entry(ns, index).and_then(|entry| {
+                let word = ns.arena.get(Off::<Word>::new(entry.offset.get()))?;
+                word.set(entry.old.get());
+                Ok(())
+            });
+            if let Err(err) = restored {
+                outcome = Err(err);
+                break;
             }
         }
-        self.journal_len.atomic().store(0, Ordering::Release);
+        let keep = if outcome.is_ok() { keep } else { 0 };
+        self.journal_len.atomic().store(keep, Ordering::Release);
         outcome
+    }
+
+    /// Rolls the whole journal back and forgets the overflow array.
+    fn roll_back<H: Host>(&self, ns: &Namespace<'m, H>) -> Result<()> {
+        let outcome = self.roll_back_to(ns, 0);
+        self.overflow.atomic().store(0, Ordering::Release);
+        self.overflow_capacity.set(0);
+        outcome
+    }
+
+    /// Empties the journal: everything so far is permanent.
+    fn forget(&self) {
+        self.journal_len.atomic().store(0, Ordering::Release);
     }
 
     fn release<H: Host>(&self, ns: &Namespace<'m, H>) {
@@ -254,6 +296,10 @@ impl<'m> LockView<'m> {
     }
 }
 
+/// A position in a section's journal ([`Txn::savepoint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Savepoint(u32);
+
 /// A critical section: the locks held and the journal that records every
 /// change, committed with [`Txn::commit`] or rolled back on drop.
 pub struct Txn<'n, 'm, H: Host> {
@@ -315,14 +361,15 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
     }
 
     /// Writes `value` to `word`, recording its old value first. The word must
-    /// be one the locks of this section protect.
+    /// be one the locks of this section protect. `ENOMEM` when the journal is
+    /// full (lend it room with [`Txn::lend_overflow`]).
     pub fn set(&mut self, word: &'m Word, value: u32) -> Result<()> {
         let old = word.get();
         if old == value {
             return Ok(());
         }
         let len = self.outer.journal_len.get();
-        let entry = self.outer.journal.get(len as usize).ok_or(Errno::CORRUPT)?;
+        let entry = self.outer.entry(self.ns, len).map_err(|_| Errno::ENOMEM)?;
         entry.offset.set(self.ns.arena.offset_of(word)?);
         entry.old.set(old);
         // Ordering 2 (module docs): the entry before the length, the length before the value.
@@ -332,6 +379,69 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
             .store(len + 1, Ordering::Release);
         word.atomic().store(value, Ordering::Release);
         Ok(())
+    }
+
+    /// [`Txn::set`] for a word that a process outside the lock may change at
+    /// the same time by compare-and-swap (a sleeper's status word): returns
+    /// the value replaced, which the journal records exactly.
+    pub fn swap(&mut self, word: &'m Word, value: u32) -> Result<u32> {
+        let offset = self.ns.arena.offset_of(word)?;
+        loop {
+            let old = word.get();
+            let len = self.outer.journal_len.get();
+            let entry = self.outer.entry(self.ns, len).map_err(|_| Errno::ENOMEM)?;
+            entry.offset.set(offset);
+            entry.old.set(old);
+            self.outer
+                .journal_len
+                .atomic()
+                .store(len + 1, Ordering::Release);
+            if word
+                .atomic()
+                .compare_exchange(old, value, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(old);
+            }
+            // Changed under us: withdraw the entry and try again.
+            self.outer
+                .journal_len
+                .atomic()
+                .store(len, Ordering::Release);
+        }
+    }
+
+    /// Lends the journal `capacity` more entries at arena offset `entries`
+    /// (an array of [`JournalEntry`] the caller owns until the section ends),
+    /// for a section that changes more words than the lock's inline journal
+    /// holds. Only while the inline journal is not yet full.
+    pub fn lend_overflow(&mut self, entries: u32, capacity: u32) -> Result<()> {
+        if self.outer.journal_len.get() as usize > self.outer.journal.len() {
+            return Err(Errno::EINVAL);
+        }
+        self.outer.overflow_capacity.set(capacity);
+        // Published before any entry goes there; a recoverer reads it after the owner died.
+        self.outer
+            .overflow
+            .atomic()
+            .store(entries, Ordering::Release);
+        Ok(())
+    }
+
+    /// The number of entries written so far: a point to roll back to.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint(self.outer.journal_len.get())
+    }
+
+    /// Undoes every change made since `savepoint`, keeping the locks.
+    pub fn roll_back_to(&mut self, savepoint: Savepoint) -> Result<()> {
+        self.outer.roll_back_to(self.ns, savepoint.0)
+    }
+
+    /// Makes every change so far permanent, keeping the locks: the state now
+    /// is one the protected objects may be left in.
+    pub fn checkpoint(&mut self) {
+        self.outer.forget();
     }
 
     /// Writes a 64-bit value as two journaled words.

@@ -14,14 +14,14 @@ use crate::*;
 
 /// A host whose processes are numbered and die when the test says so.
 #[derive(Clone)]
-struct TestHost {
-    pid: u32,
+pub(crate) struct TestHost {
+    pub(crate) pid: u32,
     alive: Arc<Mutex<HashSet<u32>>>,
     epoch: Instant,
 }
 
 impl TestHost {
-    fn family() -> TestHost {
+    pub(crate) fn family() -> TestHost {
         TestHost {
             pid: 1,
             alive: Arc::new(Mutex::new(HashSet::from([1]))),
@@ -29,7 +29,7 @@ impl TestHost {
         }
     }
 
-    fn sibling(&self, pid: u32) -> TestHost {
+    pub(crate) fn sibling(&self, pid: u32) -> TestHost {
         self.alive.lock().unwrap().insert(pid);
         TestHost {
             pid,
@@ -37,7 +37,7 @@ impl TestHost {
         }
     }
 
-    fn kill(&self, pid: u32) {
+    pub(crate) fn kill(&self, pid: u32) {
         self.alive.lock().unwrap().remove(&pid);
     }
 }
@@ -87,7 +87,7 @@ impl Host for TestHost {
     }
 }
 
-fn small_limits() -> Limits {
+pub(crate) fn small_limits() -> Limits {
     Limits {
         semmni: 128,
         msgmni: 128,
@@ -98,12 +98,12 @@ fn small_limits() -> Limits {
     }
 }
 
-fn memory(limits: &Limits) -> Vec<AtomicU32> {
+pub(crate) fn memory(limits: &Limits) -> Vec<AtomicU32> {
     let size = Layout::compute(limits).unwrap().size;
     (0..size / 4).map(|_| AtomicU32::new(0)).collect()
 }
 
-const USER: Cred<'static> = Cred {
+pub(crate) const USER: Cred<'static> = Cred {
     euid: 1000,
     egid: 1000,
     groups: &[],
@@ -115,7 +115,7 @@ fn create(ns: &Namespace<'_, TestHost>, kind: Kind, key: i32, flags: i32) -> Res
     ns.ipc_get(kind, key, flags, &USER, |_| Ok(()), |_, _| Ok(()))
 }
 
-fn assert_clean(ns: &Namespace<'_, TestHost>) {
+pub(crate) fn assert_clean(ns: &Namespace<'_, TestHost>) {
     let mut problems = Vec::new();
     let summary = ns.check(&|_, _| true, &mut |p| problems.push(std::format!("{p}")));
     assert_eq!(summary.corrupt, 0, "{problems:?}");
@@ -456,11 +456,11 @@ fn heap_allocates_reuses_and_runs_out_cleanly() {
 /// Runs `work` as process `pid` on its own thread and returns once it has
 /// "died": `work` marks its process dead and parks for good inside its
 /// critical section ([`park_dead`]).
-fn die_inside(
+pub(crate) fn die_inside(
     host: &TestHost,
     pid: u32,
     mem: &'static [AtomicU32],
-    work: fn(&Namespace<'static, TestHost>, &TestHost),
+    work: impl FnOnce(&Namespace<'static, TestHost>, &TestHost) + Send + 'static,
 ) {
     let host = host.sibling(pid);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -478,7 +478,7 @@ fn die_inside(
     }
 }
 
-fn park_dead(host: &TestHost) -> ! {
+pub(crate) fn park_dead(host: &TestHost) -> ! {
     host.kill(host.pid);
     loop {
         std::thread::park();
@@ -575,6 +575,85 @@ fn a_lock_whose_holder_died_is_recovered_and_rolled_back() {
         stale, 4,
         "dead processes' registrations are reported as stale"
     );
+}
+
+#[test]
+fn savepoints_checkpoints_and_an_overflow_journal_survive_a_death() {
+    let limits = small_limits();
+    let mem: &'static [AtomicU32] = std::vec::Vec::leak(memory(&limits));
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &limits, host.clone()).unwrap();
+    let id = create(&ns, Kind::Msg, 3, IPC_CREAT | 0o600).unwrap();
+    let words = ns
+        .heap_alloc(
+            64 * 4,
+            BlockOwner {
+                kind: 2,
+                id: id as u32,
+            },
+        )
+        .unwrap();
+    let word = |i: u32| {
+        ns.arena
+            .get(arena::Off::<arena::Word>::new(words + 4 * i))
+            .unwrap()
+    };
+
+    let mut locked = ns.lock_object(Kind::Msg, id).unwrap();
+    for i in 0..16 {
+        locked.txn.set(word(i), 1).unwrap();
+    }
+    assert_eq!(
+        locked.txn.set(word(16), 1).err(),
+        Some(Errno::ENOMEM),
+        "inline journal full"
+    );
+    let spare = ns
+        .heap_alloc(
+            64 * 8,
+            BlockOwner {
+                kind: 2,
+                id: id as u32,
+            },
+        )
+        .unwrap();
+    locked.txn.lend_overflow(spare, 64).unwrap();
+    let mark = locked.txn.savepoint();
+    for i in 16..40 {
+        locked.txn.set(word(i), 2).unwrap();
+    }
+    locked.txn.roll_back_to(mark).unwrap();
+    assert_eq!((word(15).get(), word(16).get(), word(39).get()), (1, 0, 0));
+    locked.txn.checkpoint();
+    locked.txn.set(word(50), 3).unwrap();
+    drop(locked);
+    assert_eq!(
+        (word(15).get(), word(50).get()),
+        (1, 0),
+        "checkpointed stays, the rest rolls back"
+    );
+
+    // A holder that dies with entries in its overflow journal.
+    std::thread::scope(|scope| {
+        let sibling = host.sibling(2);
+        scope.spawn(move || {
+            let ns2 = Namespace::open(mem, sibling.clone()).unwrap();
+            let mut locked = ns2.lock_object(Kind::Msg, id).unwrap();
+            locked.txn.lend_overflow(spare, 64).unwrap();
+            for i in 0..60 {
+                locked.txn.set(word(i), 9).unwrap();
+            }
+            sibling.kill(2);
+            core::mem::forget(locked);
+            core::mem::forget(ns2);
+        });
+    });
+    let locked = ns.lock_object(Kind::Msg, id).unwrap();
+    let values: Vec<u32> = (0..60).map(|i| word(i).get()).collect();
+    assert_eq!(&values[..16], &[1; 16]);
+    assert!(values[16..].iter().all(|v| *v == 0), "{values:?}");
+    locked.commit();
+    assert_clean(&ns);
 }
 
 /// A small deterministic generator for the corruption test.

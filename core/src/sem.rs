@@ -1,0 +1,1028 @@
+//! Semaphore sets: `semget`, `semop`/`semtimedop` and `semctl`, with the
+//! semantics of Linux `ipc/sem.c`.
+//!
+//! # User-visible behaviour
+//!
+//! - `semop` applies all of its operations or none. An operation adds
+//!   `sem_op` to a semaphore (`sem_op > 0`), waits until it can subtract
+//!   (`sem_op < 0`), or waits until the semaphore is zero (`sem_op == 0`).
+//!   Operations are applied in order, so one call may touch a semaphore twice.
+//! - A call that cannot proceed fails with `EAGAIN` if the operation it is
+//!   blocked on has `IPC_NOWAIT`; otherwise it waits, in a FIFO queue, until
+//!   another call makes progress possible, its timeout passes (`EAGAIN`), a
+//!   signal arrives (`EINTR`: System V calls are never restarted) or the set
+//!   is removed (`EIDRM`).
+//! - Errors are checked in the kernel's order: `nsops` 0 (`EINVAL`), above
+//!   SEMOPM (`E2BIG`, before the id), a bad timeout (`EINVAL`), the id
+//!   (`EINVAL`), a `sem_num` past the set (`EFBIG`), permission (`EACCES`:
+//!   altering needs write, waiting for zero needs read), then the operations
+//!   themselves: a result above SEMVMX is `ERANGE`.
+//! - `sem_otime` stays 0 until the first successful `semop`; `sempid` is the
+//!   pid of the last process that operated on each semaphore.
+//! - `SEM_UNDO` is not implemented yet: a call that asks for it fails with
+//!   `ENOSYS` rather than silently dropping the adjustment.
+//!
+//! # Internals
+//!
+//! A set's slot keeps its size, the offset of its semaphore array (a heap
+//! block of `{value, pid}` pairs), `sem_otime`, and the head and tail of its
+//! wait queue. A caller that must wait allocates a waiter record — its
+//! operations, its pid, a status word it sleeps on, and room to journal its
+//! own completion — and links it at the tail of the queue.
+//!
+//! **The waker completes the sleeper's operation** (as Linux does): whoever
+//! changes the semaphores walks the queue — wait-for-zero waiters first, then
+//! altering waiters in FIFO order, starting again after each success — and
+//! applies every operation that can now proceed on its owner's behalf,
+//! unlinks the record and stores the result in its status word. A waiter
+//! whose operation cannot proceed is skipped, so a small request is never held
+//! behind a large one. Each completion is committed on its own
+//! ([`Txn::checkpoint`]), so a waker that dies part-way leaves every waiter
+//! either completed or still queued.
+//!
+//! Before sleeping, a caller spins briefly — first retrying the operation,
+//! then watching its status word — so a hand-off between two processes that
+//! each have a core costs no system call. A sleeper marks its status
+//! `ASLEEP` before it waits on the futex; the waker calls `wake` only then.
+//!
+//! # Locking
+//!
+//! Everything about a set is under its object lock. A sleeper reads its own
+//! status word without the lock, but acts on a final status only after taking
+//! the lock once: a waker that died before committing has had its work rolled
+//! back by then, status included. A sleeper also wakes every 100 ms on its own
+//! to take the lock and walk the queue, so a waker that died between its
+//! commit and its `wake` delays a sleeper, never strands it. Waiter records
+//! are freed only by their owners, under the lock, so a waker holding the
+//! lock never reads a freed record.
+
+use core::sync::atomic::Ordering;
+
+use crate::arena::{Off, Record, Word, Word64};
+use crate::errno::{Errno, Result};
+use crate::heap::BlockOwner;
+use crate::host::{Deadline, Host, Wake};
+use crate::ids::{Kind, Object, ObjectTxn};
+use crate::lock::{JournalEntry, Txn};
+use crate::perm::{Cred, IpcPerm, IPC_NOWAIT};
+use crate::Namespace;
+
+/// `SEM_UNDO`: undo the operation when the process exits.
+pub const SEM_UNDO: i16 = 0x1000;
+
+/// One operation of `semop` (`struct sembuf`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SemBuf {
+    /// Which semaphore of the set.
+    pub sem_num: u16,
+    /// Add this (> 0), wait to subtract it (< 0), or wait for zero (0).
+    pub sem_op: i16,
+    /// `IPC_NOWAIT` and `SEM_UNDO`.
+    pub sem_flg: i16,
+}
+
+/// A relative timeout, as `semtimedop` takes it (`struct timespec`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeout {
+    /// Seconds.
+    pub sec: i64,
+    /// Nanoseconds, below 1,000,000,000.
+    pub nsec: i64,
+}
+
+/// What `IPC_STAT` reports (`struct semid_ds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SemidDs {
+    /// Ownership and permissions.
+    pub perm: IpcPerm,
+    /// Time of the last successful `semop`, 0 before the first.
+    pub otime: i64,
+    /// Time of creation or of the last `IPC_SET`, `SETVAL` or `SETALL`.
+    pub ctime: i64,
+    /// Semaphores in the set.
+    pub nsems: u32,
+}
+
+/// What `IPC_INFO` and `SEM_INFO` report (`struct seminfo`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SemInfo {
+    /// SEMMAP (= SEMMNS).
+    pub semmap: i32,
+    /// SEMMNI.
+    pub semmni: i32,
+    /// SEMMNS.
+    pub semmns: i32,
+    /// SEMMNU (= SEMMNS).
+    pub semmnu: i32,
+    /// SEMMSL.
+    pub semmsl: i32,
+    /// SEMOPM.
+    pub semopm: i32,
+    /// SEMUME (= SEMOPM).
+    pub semume: i32,
+    /// `IPC_INFO`: SEMUSZ (20); `SEM_INFO`: sets in use.
+    pub semusz: i32,
+    /// SEMVMX.
+    pub semvmx: i32,
+    /// `IPC_INFO`: SEMAEM (= SEMVMX); `SEM_INFO`: semaphores in use.
+    pub semaem: i32,
+}
+
+/// A question about one semaphore (`GETVAL`, `GETPID`, `GETNCNT`, `GETZCNT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SemQuery {
+    /// Its value.
+    Value,
+    /// The pid of the last process to operate on it.
+    Pid,
+    /// How many callers wait for it to grow.
+    WaitingToDecrease,
+    /// How many callers wait for it to be zero.
+    WaitingForZero,
+}
+
+/// A set's part of its object slot.
+#[repr(C)]
+struct SemSet {
+    nsems: Word,
+    sems: Word,
+    otime: Word64,
+    head: Word,
+    tail: Word,
+}
+
+// SAFETY: `repr(C)`, words and a word pair, no padding.
+unsafe impl Record for SemSet {}
+
+/// One semaphore.
+#[repr(C)]
+struct Sem {
+    value: Word,
+    pid: Word,
+}
+
+// SAFETY: `repr(C)`, two words, no padding.
+unsafe impl Record for Sem {}
+
+/// The head of a waiter record; `nsops` [`OpWords`] follow, then room for
+/// [`journal_entries`]`(nsops)` journal entries.
+#[repr(C)]
+struct Waiter {
+    next: Word,
+    prev: Word,
+    status: Word,
+    pid: Word,
+    nsops: Word,
+    blocking: Word,
+    alter: Word,
+    spare: Word,
+}
+
+// SAFETY: `repr(C)`, eight words, no padding.
+unsafe impl Record for Waiter {}
+
+/// One operation as a waiter record stores it: `sem_num | sem_op << 16`, then
+/// the flags.
+#[repr(C)]
+struct OpWords {
+    op: Word,
+    flags: Word,
+}
+
+// SAFETY: `repr(C)`, two words, no padding.
+unsafe impl Record for OpWords {}
+
+/// Status of a queued waiter that may be spinning.
+const WAITING: u32 = u32::MAX;
+/// Status of a queued waiter that sleeps on the futex (the waker must wake it).
+const ASLEEP: u32 = u32::MAX - 1;
+
+/// Heap block owners (see [`BlockOwner`]).
+const OWNER_SET: u32 = 1;
+const OWNER_WAITER: u32 = 5;
+const OWNER_SCRATCH: u32 = 6;
+
+/// Inline journal entries of an object lock.
+const INLINE_JOURNAL: u32 = 16;
+
+/// Journal entries needed to apply `nsops` operations (a value and a pid
+/// each), with room for the queue links and status of a completion.
+fn journal_entries(nsops: u32) -> u32 {
+    2 * nsops + 8
+}
+
+/// How often a sleeper wakes on its own to check on the queue.
+const RECHECK_NS: u64 = 100_000_000;
+/// Retries of a blocked operation before the caller queues up.
+const RETRIES: u32 = 4;
+/// Spins per retry, and on the status word before sleeping.
+const SPINS: u32 = 2_000;
+
+fn encode(op: &SemBuf) -> (u32, u32) {
+    (
+        u32::from(op.sem_num) | u32::from(op.sem_op as u16) << 16,
+        u32::from(op.sem_flg as u16),
+    )
+}
+
+fn decode(words: &OpWords) -> SemBuf {
+    let op = words.op.get();
+    SemBuf {
+        sem_num: op as u16,
+        sem_op: (op >> 16) as u16 as i16,
+        sem_flg: words.flags.get() as u16 as i16,
+    }
+}
+
+/// What an attempt at a list of operations came to.
+enum Attempt {
+    /// Applied (and journaled).
+    Done,
+    /// Operation `index` cannot proceed yet; nothing was changed.
+    Blocked(u32),
+    /// Failed with this error; nothing was changed.
+    Failed(Errno),
+}
+
+/// Up to this many sleepers are woken after the lock is released; more are
+/// woken at once (an early wake is harmless: a sleeper re-checks).
+const WAKE_BATCH: usize = 16;
+
+/// Futex words to wake once the lock is released.
+struct Wakes {
+    words: [u32; WAKE_BATCH],
+    len: usize,
+}
+
+impl Wakes {
+    fn new() -> Wakes {
+        Wakes {
+            words: [0; WAKE_BATCH],
+            len: 0,
+        }
+    }
+}
+
+/// A set, resolved and checked.
+struct SetView<'m> {
+    set: &'m SemSet,
+    sems: &'m [Sem],
+}
+
+impl<'m, H: Host> Namespace<'m, H> {
+    fn set_view(&self, object: &Object<'m>) -> Result<SetView<'m>> {
+        let set = object.ext_as::<SemSet>(&self.arena)?;
+        let nsems = set.nsems.get();
+        if nsems == 0 || nsems > self.layout.limits.semmsl {
+            return Err(Errno::CORRUPT);
+        }
+        let sems = self.arena.slice(Off::<Sem>::new(set.sems.get()), nsems)?;
+        Ok(SetView { set, sems })
+    }
+
+    fn waiter(&self, offset: u32, semid: i32) -> Result<&'m Waiter> {
+        let block = offset
+            .checked_sub(crate::heap::BLOCK_HEADER)
+            .ok_or(Errno::CORRUPT)?;
+        let info = crate::heap::block_info(&self.arena, &self.layout, block, self.layout.heap_end)?;
+        let owner = self.arena.get(Off::<Word>::new(block + 4))?.get();
+        if !info.allocated || info.owner_kind != OWNER_WAITER || owner != semid as u32 {
+            return Err(Errno::CORRUPT);
+        }
+        let waiter = self.arena.get(Off::<Waiter>::new(offset))?;
+        let nsops = waiter.nsops.get();
+        if nsops == 0 || nsops > self.layout.limits.semopm {
+            return Err(Errno::CORRUPT);
+        }
+        // The record must hold its operations and its journal.
+        let needed =
+            Waiter::SIZE + nsops * OpWords::SIZE + journal_entries(nsops) * JournalEntry::SIZE;
+        if needed > info.size - crate::heap::BLOCK_HEADER {
+            return Err(Errno::CORRUPT);
+        }
+        Ok(waiter)
+    }
+
+    fn waiter_ops(&self, offset: u32, nsops: u32) -> Result<&'m [OpWords]> {
+        self.arena
+            .slice(Off::<OpWords>::new(offset + Waiter::SIZE), nsops)
+    }
+
+    fn waiter_journal(offset: u32, nsops: u32) -> u32 {
+        offset + Waiter::SIZE + nsops * OpWords::SIZE
+    }
+
+    /// `semget`: the set `key` names, or a new one of `nsems` semaphores.
+    pub fn semget(&self, key: i32, nsems: i32, flags: i32, cred: &Cred<'_>) -> Result<i32> {
+        let limits = self.layout.limits;
+        let nsems = u32::try_from(nsems).map_err(|_| Errno::EINVAL)?;
+        if nsems > limits.semmsl {
+            return Err(Errno::EINVAL);
+        }
+        self.ipc_get(
+            Kind::Sem,
+            key,
+            flags,
+            cred,
+            |object| {
+                if nsems > self.set_view(object)?.sems.len() as u32 {
+                    return Err(Errno::EINVAL);
+                }
+                Ok(())
+            },
+            |txn, object| {
+                if nsems == 0 {
+                    return Err(Errno::EINVAL);
+                }
+                let usage = self.table_usage(Kind::Sem)?;
+                let used = usage.get();
+                if used + u64::from(nsems) > u64::from(limits.semmns) {
+                    return Err(Errno::ENOSPC);
+                }
+                let owner = BlockOwner {
+                    kind: OWNER_SET,
+                    id: object.id() as u32,
+                };
+                let sems = self.heap_alloc(nsems * Sem::SIZE, owner)?;
+                // The slot is not live yet: its fields need no journal.
+                let set = object.ext_as::<SemSet>(&self.arena)?;
+                set.nsems.set(nsems);
+                set.sems.set(sems);
+                txn.set64(usage, used + u64::from(nsems))
+            },
+        )
+    }
+
+    /// `semop`: [`Namespace::semtimedop`] without a timeout.
+    pub fn semop(&self, semid: i32, sops: &[SemBuf], cred: &Cred<'_>) -> Result<()> {
+        self.semtimedop(semid, sops, None, cred)
+    }
+
+    /// `semtimedop`: applies `sops` to set `semid` all at once, waiting (at
+    /// most `timeout`) until they can be.
+    pub fn semtimedop(
+        &self,
+        semid: i32,
+        sops: &[SemBuf],
+        timeout: Option<Timeout>,
+        cred: &Cred<'_>,
+    ) -> Result<()> {
+        if sops.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        if sops.len() > self.layout.limits.semopm as usize {
+            return Err(Errno::E2BIG);
+        }
+        let deadline = match timeout {
+            None => None,
+            Some(t) if t.sec < 0 || t.nsec < 0 || t.nsec >= 1_000_000_000 => {
+                return Err(Errno::EINVAL)
+            }
+            Some(t) => {
+                let nanos = (t.sec as u64)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(t.nsec as u64);
+                Some(Deadline::after(self.host.now(), nanos))
+            }
+        };
+        if semid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        if sops.iter().any(|op| op.sem_flg & SEM_UNDO != 0) {
+            return Err(Errno::ENOSYS);
+        }
+        let nsops = sops.len() as u32;
+        // A call that changes more words than the inline journal holds lends it room.
+        let scratch = if 2 * nsops > INLINE_JOURNAL {
+            let owner = BlockOwner {
+                kind: OWNER_SCRATCH,
+                id: self.pid,
+            };
+            Some(self.heap_alloc(journal_entries(nsops) * JournalEntry::SIZE, owner)?)
+        } else {
+            None
+        };
+        let result = self.semop_locked(semid, sops, deadline, cred, scratch);
+        if let Some(scratch) = scratch {
+            let owner = BlockOwner {
+                kind: OWNER_SCRATCH,
+                id: self.pid,
+            };
+            self.heap_free(scratch, owner)?;
+        }
+        result
+    }
+
+    fn semop_locked(
+        &self,
+        semid: i32,
+        sops: &[SemBuf],
+        deadline: Option<Deadline>,
+        cred: &Cred<'_>,
+        scratch: Option<u32>,
+    ) -> Result<()> {
+        let nsops = sops.len() as u32;
+        let max = sops.iter().map(|op| op.sem_num).max().unwrap_or(0);
+        let alter = sops.iter().any(|op| op.sem_op != 0);
+        let mut retries = 0;
+        loop {
+            let mut locked = self.lock_object(Kind::Sem, semid)?;
+            let set = self.set_view(&locked.object)?;
+            if usize::from(max) >= set.sems.len() {
+                return Err(Errno::EFBIG);
+            }
+            let access = if alter { 0o222 } else { 0o444 };
+            if !locked.object.perm().allows(cred, access) {
+                return Err(Errno::EACCES);
+            }
+            if let Some(scratch) = scratch {
+                locked.txn.lend_overflow(scratch, journal_entries(nsops))?;
+            }
+            match self.attempt(
+                &mut locked.txn,
+                &set,
+                nsops,
+                |i| Ok(sops[i as usize]),
+                self.pid,
+            )? {
+                Attempt::Done => return self.finish(locked, &set, alter),
+                Attempt::Failed(err) => return Err(err),
+                Attempt::Blocked(index) if retries < RETRIES => {
+                    drop(locked);
+                    retries += 1;
+                    // Watch the semaphore the call is blocked on for a while.
+                    let watched = &set.sems[usize::from(sops[index as usize].sem_num)].value;
+                    let seen = watched.get();
+                    for _ in 0..SPINS {
+                        core::hint::spin_loop();
+                        if watched.get() != seen {
+                            break;
+                        }
+                    }
+                }
+                Attempt::Blocked(index) => {
+                    return self.sleep(locked, set, sops, index, alter, deadline);
+                }
+            }
+        }
+    }
+
+    /// Tries `nsops` operations (the `i`th from `op(i)`) in order, as Linux
+    /// `perform_atomic_semop_slow`: on success the changes stay in the
+    /// section's journal; otherwise they are rolled back.
+    fn attempt(
+        &self,
+        txn: &mut Txn<'_, 'm, H>,
+        set: &SetView<'m>,
+        nsops: u32,
+        op: impl Fn(u32) -> Result<SemBuf>,
+        pid: u32,
+    ) -> Result<Attempt> {
+        let semvmx = self.layout.limits.semvmx as i32;
+        let savepoint = txn.savepoint();
+        let mut outcome = Attempt::Done;
+        for index in 0..nsops {
+            let op = op(index)?;
+            let sem = set
+                .sems
+                .get(usize::from(op.sem_num))
+                .ok_or(Errno::CORRUPT)?;
+            let value = sem.value.get() as i32;
+            let blocked = if op.sem_op == 0 {
+                value != 0
+            } else {
+                let result = value + i32::from(op.sem_op);
+                if result > semvmx {
+                    outcome = Attempt::Failed(Errno::ERANGE);
+                    break;
+                }
+                if result >= 0 {
+                    txn.set(&sem.value, result as u32)?;
+                }
+                result < 0
+            };
+            if blocked {
+                outcome = if i32::from(op.sem_flg) & IPC_NOWAIT != 0 {
+                    Attempt::Failed(Errno::EAGAIN)
+                } else {
+                    Attempt::Blocked(index)
+                };
+                break;
+            }
+        }
+        match outcome {
+            Attempt::Done => {
+                for index in 0..nsops {
+                    let sem = &set.sems[usize::from(op(index)?.sem_num)];
+                    txn.set(&sem.pid, pid)?;
+                }
+            }
+            _ => txn.roll_back_to(savepoint)?,
+        }
+        Ok(outcome)
+    }
+
+    /// After a successful operation: completes whatever waiters can now
+    /// proceed, stamps `sem_otime`, commits, and wakes the completed sleepers.
+    fn finish(
+        &self,
+        mut locked: ObjectTxn<'_, 'm, H>,
+        set: &SetView<'m>,
+        alter: bool,
+    ) -> Result<()> {
+        locked.txn.checkpoint();
+        let mut wakes = Wakes::new();
+        if alter {
+            self.update_queue(&mut locked.txn, set, locked.object.id(), &mut wakes)?;
+        }
+        locked
+            .txn
+            .set64(&set.set.otime, self.host.wall_clock() as u64)?;
+        locked.commit();
+        self.wake_all(&wakes);
+        Ok(())
+    }
+
+    fn wake_all(&self, wakes: &Wakes) {
+        for &offset in &wakes.words[..wakes.len] {
+            if let Ok(word) = self.arena.get(Off::<Word>::new(offset)) {
+                self.host.wake(word.atomic(), 1);
+            }
+        }
+    }
+
+    /// Walks the queue after the semaphores changed: wait-for-zero waiters
+    /// first, then altering ones in FIFO order, starting over after each
+    /// altering success (Linux `do_smart_update`). Each completion is a
+    /// checkpoint of its own.
+    fn update_queue(
+        &self,
+        txn: &mut Txn<'_, 'm, H>,
+        set: &SetView<'m>,
+        semid: i32,
+        wakes: &mut Wakes,
+    ) -> Result<()> {
+        let bound = self.layout.limits.heap_bytes / Waiter::SIZE;
+        let mut completed_alter = true;
+        while completed_alter {
+            completed_alter = false;
+            for altering in [false, true] {
+                let mut at = set.set.head.get();
+                let mut steps = 0;
+                while at != 0 {
+                    steps += 1;
+                    if steps > bound {
+                        return Err(Errno::CORRUPT);
+                    }
+                    let waiter = self.waiter(at, semid)?;
+                    let next = waiter.next.get();
+                    if (waiter.alter.get() != 0) == altering {
+                        let nsops = waiter.nsops.get();
+                        let ops = self.waiter_ops(at, nsops)?;
+                        txn.lend_overflow(Self::waiter_journal(at, nsops), journal_entries(nsops))?;
+                        let pid = waiter.pid.get();
+                        let result =
+                            self.attempt(txn, set, nsops, |i| Ok(decode(&ops[i as usize])), pid)?;
+                        let status = match result {
+                            Attempt::Blocked(index) => {
+                                // Informational (GETNCNT/GETZCNT): no journal needed.
+                                waiter.blocking.set(index);
+                                None
+                            }
+                            Attempt::Done => Some(0),
+                            Attempt::Failed(err) => Some(err.raw() as u32),
+                        };
+                        if let Some(status) = status {
+                            self.unlink(txn, set, at, waiter, semid)?;
+                            let before = txn.swap(&waiter.status, status)?;
+                            txn.checkpoint();
+                            if before == ASLEEP {
+                                if wakes.len < WAKE_BATCH {
+                                    wakes.words[wakes.len] =
+                                        self.arena.offset_of(&waiter.status)?;
+                                    wakes.len += 1;
+                                } else {
+                                    self.host.wake(waiter.status.atomic(), 1);
+                                }
+                            }
+                            if altering && status == 0 {
+                                completed_alter = true;
+                                break;
+                            }
+                        }
+                    }
+                    at = next;
+                }
+                if completed_alter {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn unlink(
+        &self,
+        txn: &mut Txn<'_, 'm, H>,
+        set: &SetView<'m>,
+        at: u32,
+        waiter: &'m Waiter,
+        semid: i32,
+    ) -> Result<()> {
+        let (prev, next) = (waiter.prev.get(), waiter.next.get());
+        match prev {
+            0 => txn.set(&set.set.head, next)?,
+            prev => txn.set(&self.waiter(prev, semid)?.next, next)?,
+        }
+        match next {
+            0 => txn.set(&set.set.tail, prev)?,
+            next => txn.set(&self.waiter(next, semid)?.prev, prev)?,
+        }
+        debug_assert!(at != 0);
+        Ok(())
+    }
+
+    /// Queues the caller (blocked on operation `blocking`) and waits until a
+    /// waker completes its operations, the deadline passes, a signal arrives
+    /// or the set goes.
+    fn sleep(
+        &self,
+        mut locked: ObjectTxn<'_, 'm, H>,
+        set: SetView<'m>,
+        sops: &[SemBuf],
+        blocking: u32,
+        alter: bool,
+        deadline: Option<Deadline>,
+    ) -> Result<()> {
+        let semid = locked.object.id();
+        let nsops = sops.len() as u32;
+        let owner = BlockOwner {
+            kind: OWNER_WAITER,
+            id: semid as u32,
+        };
+        let size =
+            Waiter::SIZE + nsops * OpWords::SIZE + journal_entries(nsops) * JournalEntry::SIZE;
+        let at = self.heap_alloc(size, owner)?;
+        let waiter = self.arena.get(Off::<Waiter>::new(at))?;
+        // A fresh block, reachable once linked (journaled, below).
+        waiter.status.set(WAITING);
+        waiter.pid.set(self.pid);
+        waiter.nsops.set(nsops);
+        waiter.blocking.set(blocking);
+        waiter.alter.set(u32::from(alter));
+        for (words, op) in self.waiter_ops(at, nsops)?.iter().zip(sops) {
+            let (op, flags) = encode(op);
+            words.op.set(op);
+            words.flags.set(flags);
+        }
+        let tail = set.set.tail.get();
+        waiter.prev.set(tail);
+        waiter.next.set(0);
+        let linked = match tail {
+            0 => locked.txn.set(&set.set.head, at),
+            tail => self
+                .waiter(tail, semid)
+                .and_then(|last| locked.txn.set(&last.next, at)),
+        }
+        .and_then(|()| locked.txn.set(&set.set.tail, at));
+        if let Err(err) = linked {
+            drop(locked);
+            self.heap_free(at, owner)?;
+            return Err(err);
+        }
+        locked.commit();
+
+        let result = self.wait_for_completion(semid, waiter, at, deadline);
+        self.heap_free(at, owner)?;
+        result
+    }
+
+    fn wait_for_completion(
+        &self,
+        semid: i32,
+        waiter: &'m Waiter,
+        at: u32,
+        deadline: Option<Deadline>,
+    ) -> Result<()> {
+        let status = waiter.status.atomic();
+        loop {
+            let mut woke = Wake::Woken;
+            let mut pending = true;
+            for _ in 0..SPINS {
+                if status.load(Ordering::Acquire) < ASLEEP {
+                    pending = false;
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+            if pending
+                && status
+                    .compare_exchange(WAITING, ASLEEP, Ordering::AcqRel, Ordering::Acquire)
+                    .map_or_else(|seen| seen == ASLEEP, |_| true)
+            {
+                let recheck = Deadline::after(self.host.now(), RECHECK_NS);
+                let until = deadline.map_or(recheck, |d| d.min(recheck));
+                woke = self.host.wait(status, ASLEEP, Some(until));
+            }
+            let timed_out = deadline.is_some_and(|d| self.host.now() >= d);
+
+            // Decide under the lock: a final status read there is committed.
+            let (mut txn, object) = self.lock_slot_of(Kind::Sem, semid)?;
+            let now = waiter.status.get();
+            if now < ASLEEP {
+                txn.commit();
+                return match now {
+                    0 => Ok(()),
+                    err => Err(Errno::from_raw(err as i32)),
+                };
+            }
+            let Some(object) = object else {
+                // Removed: the queue is gone with the set.
+                txn.commit();
+                return Err(Errno::EIDRM);
+            };
+            let set = self.set_view(&object)?;
+            if timed_out || woke == Wake::Interrupted {
+                self.unlink(&mut txn, &set, at, waiter, semid)?;
+                txn.commit();
+                return Err(if timed_out {
+                    Errno::EAGAIN
+                } else {
+                    Errno::EINTR
+                });
+            }
+            // A periodic check: move the queue along in case a waker died
+            // between committing and waking.
+            let mut wakes = Wakes::new();
+            self.update_queue(&mut txn, &set, semid, &mut wakes)?;
+            txn.commit();
+            self.wake_all(&wakes);
+        }
+    }
+
+    fn sem_locked(
+        &self,
+        semid: i32,
+        cred: &Cred<'_>,
+        access: u32,
+    ) -> Result<(ObjectTxn<'_, 'm, H>, SetView<'m>)> {
+        if semid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let locked = self.lock_object(Kind::Sem, semid)?;
+        let set = self.set_view(&locked.object)?;
+        if !locked.object.perm().allows(cred, access) {
+            return Err(Errno::EACCES);
+        }
+        Ok((locked, set))
+    }
+
+    fn semid_ds(&self, object: &Object<'m>, set: &SetView<'m>) -> SemidDs {
+        SemidDs {
+            perm: object.perm(),
+            otime: set.set.otime.get() as i64,
+            ctime: object.ctime(),
+            nsems: set.sems.len() as u32,
+        }
+    }
+
+    /// `semctl(IPC_STAT)`.
+    pub fn sem_stat(&self, semid: i32, cred: &Cred<'_>) -> Result<SemidDs> {
+        let (locked, set) = self.sem_locked(semid, cred, 0o444)?;
+        Ok(self.semid_ds(&locked.object, &set))
+    }
+
+    /// `semctl(SEM_STAT)` (`any`: `SEM_STAT_ANY`, without the read check): the
+    /// set in slot `index`, and its id.
+    pub fn sem_stat_index(&self, index: i32, any: bool, cred: &Cred<'_>) -> Result<(i32, SemidDs)> {
+        let locked = self.lock_index(Kind::Sem, index)?;
+        let set = self.set_view(&locked.object)?;
+        if !any && !locked.object.perm().allows(cred, 0o444) {
+            return Err(Errno::EACCES);
+        }
+        Ok((locked.object.id(), self.semid_ds(&locked.object, &set)))
+    }
+
+    /// `semctl(IPC_SET)`: owner, group and permission bits.
+    pub fn sem_set(
+        &self,
+        semid: i32,
+        cred: &Cred<'_>,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> Result<()> {
+        if semid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut locked = self.lock_object(Kind::Sem, semid)?;
+        self.ipc_set_perm(&mut locked, cred, uid, gid, mode)?;
+        locked.commit();
+        Ok(())
+    }
+
+    /// `semctl(IPC_RMID)`: removes the set; its sleepers get `EIDRM`.
+    pub fn sem_remove(&self, semid: i32, cred: &Cred<'_>) -> Result<()> {
+        if semid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let array = self.ipc_remove_then(
+            Kind::Sem,
+            semid,
+            cred,
+            |txn, object| {
+                let set = self.set_view(object)?;
+                let usage = self.table_usage(Kind::Sem)?;
+                txn.set64(usage, usage.get().saturating_sub(set.sems.len() as u64))?;
+                Ok(set)
+            },
+            |_, set| {
+                // The removal is permanent and the lock still held: wake every
+                // sleeper, whose record cannot be freed before we let go.
+                let bound = self.layout.limits.heap_bytes / Waiter::SIZE;
+                let mut at = set.set.head.get();
+                for _ in 0..bound {
+                    let Ok(waiter) = self.waiter(at, semid) else {
+                        break;
+                    };
+                    self.host.wake(waiter.status.atomic(), 1);
+                    at = waiter.next.get();
+                }
+                set.set.sems.get()
+            },
+        )?;
+        let owner = BlockOwner {
+            kind: OWNER_SET,
+            id: semid as u32,
+        };
+        self.heap_free(array, owner)
+    }
+
+    /// `semctl(IPC_INFO)` (`usage: false`) or `semctl(SEM_INFO)` (`usage:
+    /// true`): the limits (and, for `SEM_INFO`, sets and semaphores in use),
+    /// and the value the call returns: the highest index in use, or 0.
+    pub fn sem_info(&self, usage: bool) -> (i32, SemInfo) {
+        let l = &self.layout.limits;
+        let narrow = |value: u32| value.min(i32::MAX as u32) as i32;
+        let mut info = SemInfo {
+            semmap: narrow(l.semmns),
+            semmni: narrow(l.semmni),
+            semmns: narrow(l.semmns),
+            semmnu: narrow(l.semmns),
+            semmsl: narrow(l.semmsl),
+            semopm: narrow(l.semopm),
+            semume: narrow(l.semopm),
+            semusz: 20,
+            semvmx: narrow(l.semvmx),
+            semaem: narrow(l.semvmx),
+        };
+        if usage {
+            info.semusz = narrow(self.in_use(Kind::Sem));
+            let used = self.table_usage(Kind::Sem).map_or(0, Word64::get);
+            info.semaem = used.min(i32::MAX as u64) as i32;
+        }
+        (self.max_index(Kind::Sem).max(0), info)
+    }
+
+    /// `semctl(GETVAL | GETPID | GETNCNT | GETZCNT)` on semaphore `semnum`.
+    pub fn sem_query(
+        &self,
+        semid: i32,
+        semnum: i32,
+        query: SemQuery,
+        cred: &Cred<'_>,
+    ) -> Result<i32> {
+        let (locked, set) = self.sem_locked(semid, cred, 0o444)?;
+        let index = usize::try_from(semnum).map_err(|_| Errno::EINVAL)?;
+        let sem = set.sems.get(index).ok_or(Errno::EINVAL)?;
+        let count_zero = match query {
+            SemQuery::Value => return Ok(sem.value.get() as i32),
+            SemQuery::Pid => return Ok(sem.pid.get() as i32),
+            SemQuery::WaitingToDecrease => false,
+            SemQuery::WaitingForZero => true,
+        };
+        let semid = locked.object.id();
+        let bound = self.layout.limits.heap_bytes / Waiter::SIZE;
+        let mut count = 0;
+        let mut at = set.set.head.get();
+        for _ in 0..bound {
+            if at == 0 {
+                return Ok(count);
+            }
+            let waiter = self.waiter(at, semid)?;
+            let ops = self.waiter_ops(at, waiter.nsops.get())?;
+            if let Some(words) = ops.get(waiter.blocking.get() as usize) {
+                let op = decode(words);
+                if usize::from(op.sem_num) == index
+                    && (op.sem_op == 0) == count_zero
+                    && op.sem_op <= 0
+                {
+                    count += 1;
+                }
+            }
+            at = waiter.next.get();
+        }
+        Err(Errno::CORRUPT)
+    }
+
+    /// `semctl(GETALL)`: calls `sink(index, value)` for every semaphore.
+    pub fn sem_getall(
+        &self,
+        semid: i32,
+        cred: &Cred<'_>,
+        sink: &mut dyn FnMut(u32, u16),
+    ) -> Result<()> {
+        let (_locked, set) = self.sem_locked(semid, cred, 0o444)?;
+        for (index, sem) in (0u32..).zip(set.sems) {
+            sink(index, sem.value.get() as u16);
+        }
+        Ok(())
+    }
+
+    /// The number of semaphores in set `semid` (what `GETALL` and `SETALL`
+    /// callers size their arrays by).
+    pub fn sem_count(&self, semid: i32) -> Result<u32> {
+        if semid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let locked = self.lock_object(Kind::Sem, semid)?;
+        Ok(self.set_view(&locked.object)?.sems.len() as u32)
+    }
+
+    /// `semctl(SETVAL)`.
+    pub fn sem_setval(&self, semid: i32, semnum: i32, value: i32, cred: &Cred<'_>) -> Result<()> {
+        if value < 0 || value > self.layout.limits.semvmx as i32 {
+            return Err(Errno::ERANGE);
+        }
+        if semid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut locked = self.lock_object(Kind::Sem, semid)?;
+        let set = self.set_view(&locked.object)?;
+        let sem = usize::try_from(semnum)
+            .ok()
+            .and_then(|i| set.sems.get(i))
+            .ok_or(Errno::EINVAL)?;
+        if !locked.object.perm().allows(cred, 0o222) {
+            return Err(Errno::EACCES);
+        }
+        locked.txn.set(&sem.value, value as u32)?;
+        locked.txn.set(&sem.pid, self.pid)?;
+        let now = self.host.wall_clock() as u64;
+        locked.txn.set64(locked.object.ctime_word(), now)?;
+        self.finish_change(locked, &set)
+    }
+
+    /// `semctl(SETALL)`: `values(index)` for every semaphore, all or nothing
+    /// (`ERANGE` if one is above SEMVMX).
+    pub fn sem_setall(
+        &self,
+        semid: i32,
+        cred: &Cred<'_>,
+        values: &dyn Fn(u32) -> u16,
+    ) -> Result<()> {
+        let (mut locked, set) = self.sem_locked(semid, cred, 0o222)?;
+        let nsems = set.sems.len() as u32;
+        if (0..nsems).any(|i| u32::from(values(i)) > self.layout.limits.semvmx) {
+            return Err(Errno::ERANGE);
+        }
+        // Copy on write: the new array is filled unseen, then published by one
+        // journaled store, so a set of any size changes at once.
+        let owner = BlockOwner {
+            kind: OWNER_SET,
+            id: semid as u32,
+        };
+        let fresh = self.heap_alloc(nsems * Sem::SIZE, owner)?;
+        let sems = self.arena.slice(Off::<Sem>::new(fresh), nsems)?;
+        for (index, sem) in (0u32..).zip(sems) {
+            sem.value.set(u32::from(values(index)));
+            sem.pid.set(self.pid);
+        }
+        let old = set.set.sems.get();
+        let published = locked.txn.set(&set.set.sems, fresh).and_then(|()| {
+            locked
+                .txn
+                .set64(locked.object.ctime_word(), self.host.wall_clock() as u64)
+        });
+        if let Err(err) = published {
+            drop(locked);
+            self.heap_free(fresh, owner)?;
+            return Err(err);
+        }
+        let set = SetView { set: set.set, sems };
+        self.finish_change(locked, &set)?;
+        self.heap_free(old, owner)
+    }
+
+    /// After `SETVAL` or `SETALL`: completes the waiters that can now
+    /// proceed, commits, and wakes them.
+    fn finish_change(&self, mut locked: ObjectTxn<'_, 'm, H>, set: &SetView<'m>) -> Result<()> {
+        locked.txn.checkpoint();
+        let mut wakes = Wakes::new();
+        self.update_queue(&mut locked.txn, set, locked.object.id(), &mut wakes)?;
+        locked.commit();
+        self.wake_all(&wakes);
+        Ok(())
+    }
+}

@@ -1,0 +1,467 @@
+//! Semaphore sets, with threads standing for processes.
+
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use std::vec::Vec;
+
+use crate::perm::{IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE};
+use crate::sem::{SemBuf, SemQuery, Timeout, SEM_UNDO};
+use crate::tests::{assert_clean, die_inside, memory, park_dead, small_limits, TestHost, USER};
+use crate::{Cred, Errno, Namespace};
+
+fn op(sem_num: u16, sem_op: i16, sem_flg: i16) -> SemBuf {
+    SemBuf {
+        sem_num,
+        sem_op,
+        sem_flg,
+    }
+}
+
+const NOWAIT: i16 = IPC_NOWAIT as i16;
+
+fn leaked_arena() -> &'static [AtomicU32] {
+    Vec::leak(memory(&small_limits()))
+}
+
+fn value(ns: &Namespace<'_, TestHost>, id: i32, num: i32) -> i32 {
+    ns.sem_query(id, num, SemQuery::Value, &USER).unwrap()
+}
+
+/// Waits (bounded) until `cond` holds.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..5000 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("never happened: {what}");
+}
+
+#[test]
+fn semget_checks_sizes_and_keys_like_the_kernel() {
+    let mem = leaked_arena();
+    let ns = Namespace::create(mem, &small_limits(), TestHost::family()).unwrap();
+    assert_eq!(ns.semget(IPC_PRIVATE, 0, 0o600, &USER), Err(Errno::EINVAL));
+    assert_eq!(ns.semget(IPC_PRIVATE, -1, 0o600, &USER), Err(Errno::EINVAL));
+    assert_eq!(
+        ns.semget(IPC_PRIVATE, 32001, 0o600, &USER),
+        Err(Errno::EINVAL)
+    );
+    let id = ns.semget(77, 3, IPC_CREAT | 0o600, &USER).unwrap();
+    assert_eq!(ns.semget(77, 0, 0, &USER), Ok(id), "0 opens any size");
+    assert_eq!(ns.semget(77, 3, 0, &USER), Ok(id));
+    assert_eq!(ns.semget(77, 4, 0, &USER), Err(Errno::EINVAL));
+    assert_eq!(
+        ns.semget(77, 1, IPC_CREAT | IPC_EXCL, &USER),
+        Err(Errno::EEXIST)
+    );
+    assert_eq!(ns.semget(78, 1, 0, &USER), Err(Errno::ENOENT));
+    let stranger = Cred {
+        euid: 5,
+        egid: 5,
+        ..USER
+    };
+    assert_eq!(ns.semget(77, 1, 0o400, &stranger), Err(Errno::EACCES));
+    let ds = ns.sem_stat(id, &USER).unwrap();
+    assert_eq!(
+        (ds.nsems, ds.otime, ds.perm.mode, ds.perm.key),
+        (3, 0, 0o600, 77)
+    );
+    assert!(ds.ctime > 0);
+    assert_clean(&ns);
+}
+
+#[test]
+fn semmns_is_a_limit_across_sets() {
+    let limits = crate::Limits {
+        semmns: 10,
+        ..small_limits()
+    };
+    let mem = memory(&limits);
+    let ns = Namespace::create(&mem, &limits, TestHost::family()).unwrap();
+    let a = ns.semget(IPC_PRIVATE, 6, 0o600, &USER).unwrap();
+    assert_eq!(ns.semget(IPC_PRIVATE, 5, 0o600, &USER), Err(Errno::ENOSPC));
+    ns.semget(IPC_PRIVATE, 4, 0o600, &USER).unwrap();
+    assert_eq!(ns.sem_info(true).1.semaem, 10);
+    ns.sem_remove(a, &USER).unwrap();
+    ns.semget(IPC_PRIVATE, 5, 0o600, &USER).unwrap();
+    assert_eq!(ns.sem_info(true).1.semusz, 2);
+}
+
+#[test]
+fn semop_errors_come_in_the_kernels_order() {
+    let mem = leaked_arena();
+    let ns = Namespace::create(mem, &small_limits(), TestHost::family()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 3, 0o600, &USER).unwrap();
+    let many = vec![op(0, 1, 0); 501];
+    assert_eq!(ns.semop(id, &[], &USER), Err(Errno::EINVAL));
+    assert_eq!(ns.semop(id, &many, &USER), Err(Errno::E2BIG));
+    assert_eq!(
+        ns.semop(-1, &many, &USER),
+        Err(Errno::E2BIG),
+        "E2BIG before the id"
+    );
+    assert_eq!(ns.semop(-1, &[op(0, 1, 0)], &USER), Err(Errno::EINVAL));
+    let bad = Timeout { sec: 0, nsec: -1 };
+    assert_eq!(
+        ns.semtimedop(id, &[op(0, -1, 0)], Some(bad), &USER),
+        Err(Errno::EINVAL)
+    );
+    let bad = Timeout {
+        sec: 0,
+        nsec: 1_000_000_000,
+    };
+    assert_eq!(
+        ns.semtimedop(id, &[op(0, -1, 0)], Some(bad), &USER),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(ns.semop(id, &[op(5, 1, 0)], &USER), Err(Errno::EFBIG));
+    assert_eq!(
+        ns.semop(id, &[op(5, 1, 0), op(0, -1, NOWAIT)], &USER),
+        Err(Errno::EFBIG),
+        "EFBIG before EAGAIN"
+    );
+    assert_eq!(
+        ns.semop(id, &[op(0, -1, NOWAIT)], &USER),
+        Err(Errno::EAGAIN)
+    );
+    let short = Timeout { sec: 0, nsec: 1000 };
+    assert_eq!(
+        ns.semtimedop(id, &[op(0, -1, 0)], Some(short), &USER),
+        Err(Errno::EAGAIN)
+    );
+    assert_eq!(
+        ns.semop(id, &[op(0, 32767, 0), op(0, 1, 0)], &USER),
+        Err(Errno::ERANGE)
+    );
+    assert_eq!(value(&ns, id, 0), 0, "all or nothing");
+    let reader = Cred {
+        euid: 5,
+        egid: 5,
+        ..USER
+    };
+    let mut locked = ns.lock_object(crate::Kind::Sem, id).unwrap();
+    ns.ipc_set_perm(&mut locked, &USER, 1000, 1000, 0o604)
+        .unwrap();
+    locked.commit();
+    assert_eq!(
+        ns.semop(id, &[op(0, 1, 0)], &reader),
+        Err(Errno::EACCES),
+        "altering needs write"
+    );
+    assert_eq!(
+        ns.semop(id, &[op(0, 0, 0)], &reader),
+        Ok(()),
+        "waiting for zero needs read"
+    );
+    assert_eq!(
+        ns.semop(id, &[op(0, 1, SEM_UNDO)], &USER),
+        Err(Errno::ENOSYS)
+    );
+    assert_clean(&ns);
+}
+
+#[test]
+fn operations_apply_all_or_nothing_in_order() {
+    let mem = leaked_arena();
+    let ns = Namespace::create(mem, &small_limits(), TestHost::family()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 3, 0o600, &USER).unwrap();
+    assert_eq!(ns.sem_stat(id, &USER).unwrap().otime, 0);
+    ns.semop(id, &[op(0, 2, 0), op(1, 1, 0)], &USER).unwrap();
+    assert!(ns.sem_stat(id, &USER).unwrap().otime > 0);
+    assert_eq!(
+        ns.semop(id, &[op(0, -1, 0), op(1, -2, NOWAIT)], &USER),
+        Err(Errno::EAGAIN)
+    );
+    assert_eq!((value(&ns, id, 0), value(&ns, id, 1)), (2, 1));
+    // The same semaphore twice: applied in order.
+    ns.semop(id, &[op(2, 1, 0), op(2, -1, 0), op(2, 5, 0)], &USER)
+        .unwrap();
+    assert_eq!(value(&ns, id, 2), 5);
+    assert_eq!(ns.sem_query(id, 2, SemQuery::Pid, &USER), Ok(1));
+    assert_eq!(
+        ns.sem_query(id, 3, SemQuery::Value, &USER),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        ns.sem_query(id, -1, SemQuery::Value, &USER),
+        Err(Errno::EINVAL)
+    );
+    // Many operations at once use a journal lent from the heap.
+    let ops: Vec<SemBuf> = (0..300).map(|i| op(i % 3, 1, 0)).collect();
+    ns.semop(id, &ops, &USER).unwrap();
+    assert_eq!(
+        (value(&ns, id, 0), value(&ns, id, 1), value(&ns, id, 2)),
+        (102, 101, 105)
+    );
+    let mut all = Vec::new();
+    ns.sem_getall(id, &USER, &mut |i, v| all.push((i, v)))
+        .unwrap();
+    assert_eq!(all, [(0, 102), (1, 101), (2, 105)]);
+    assert_clean(&ns);
+}
+
+#[test]
+fn setval_and_setall_check_ranges_and_set_ctime() {
+    let mem = leaked_arena();
+    let ns = Namespace::create(mem, &small_limits(), TestHost::family()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 2, 0o600, &USER).unwrap();
+    assert_eq!(ns.sem_setval(id, 0, -1, &USER), Err(Errno::ERANGE));
+    assert_eq!(
+        ns.sem_setval(-5, 0, -1, &USER),
+        Err(Errno::ERANGE),
+        "the range before the id"
+    );
+    assert_eq!(ns.sem_setval(-5, 0, 1, &USER), Err(Errno::EINVAL));
+    assert_eq!(ns.sem_setval(id, 9, 1, &USER), Err(Errno::EINVAL));
+    assert_eq!(ns.sem_setval(id, 0, 32768, &USER), Err(Errno::ERANGE));
+    ns.sem_setval(id, 1, 7, &USER).unwrap();
+    assert_eq!(value(&ns, id, 1), 7);
+    assert_eq!(
+        ns.sem_stat(id, &USER).unwrap().otime,
+        0,
+        "SETVAL is not a semop"
+    );
+    assert_eq!(
+        ns.sem_setall(id, &USER, &|i| if i == 0 { 40000 } else { 1 }),
+        Err(Errno::ERANGE)
+    );
+    assert_eq!(value(&ns, id, 1), 7, "all or nothing");
+    ns.sem_setall(id, &USER, &|i| 10 + i as u16).unwrap();
+    assert_eq!((value(&ns, id, 0), value(&ns, id, 1)), (10, 11));
+    let (max, info) = ns.sem_info(false);
+    assert_eq!(
+        (max, info.semmsl, info.semopm, info.semusz, info.semaem),
+        (id, 32000, 500, 20, 32767)
+    );
+    let (found, ds) = ns.sem_stat_index(id, false, &USER).unwrap();
+    assert_eq!((found, ds.nsems), (id, 2));
+    assert_eq!(
+        ns.sem_stat_index(id + 1, false, &USER).err(),
+        Some(Errno::EINVAL)
+    );
+    assert_clean(&ns);
+}
+
+/// Starts `pid`'s work on its own thread, with its own namespace.
+fn spawn_process<T: Send + 'static>(
+    host: &TestHost,
+    pid: u32,
+    mem: &'static [AtomicU32],
+    work: impl FnOnce(&Namespace<'static, TestHost>) -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let host = host.sibling(pid);
+    std::thread::spawn(move || {
+        let ns = Namespace::open(mem, host).unwrap();
+        work(&ns)
+    })
+}
+
+#[test]
+fn a_blocked_caller_is_completed_by_the_waker_in_fifo_order() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut workers = Vec::new();
+    for pid in 2..6 {
+        let order = Arc::clone(&order);
+        workers.push(spawn_process(&host, pid, mem, move |ns| {
+            ns.semop(id, &[op(0, -1, 0)], &USER).unwrap();
+            order.lock().unwrap().push(pid);
+        }));
+        // Queue them up one after another.
+        eventually("queued", || {
+            ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(pid as i32 - 1)
+        });
+    }
+    for released in 1..=4 {
+        ns.semop(id, &[op(0, 1, 0)], &USER).unwrap();
+        eventually("completed", || order.lock().unwrap().len() == released);
+    }
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), [2, 3, 4, 5]);
+    assert_eq!(value(&ns, id, 0), 0);
+    assert_eq!(
+        ns.sem_query(id, 0, SemQuery::Pid, &USER),
+        Ok(5),
+        "the sleeper's pid, set by the waker"
+    );
+    assert_clean(&ns);
+}
+
+#[test]
+fn a_small_request_is_not_held_behind_a_large_one() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 2, 0o600, &USER).unwrap();
+    let large = spawn_process(&host, 2, mem, move |ns| {
+        ns.semop(id, &[op(0, -5, 0)], &USER)
+    });
+    eventually("large queued", || {
+        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(1)
+    });
+    let small = spawn_process(&host, 3, mem, move |ns| {
+        ns.semop(id, &[op(0, -1, 0)], &USER)
+    });
+    eventually("small queued", || {
+        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(2)
+    });
+    // A multi-op waiter counts only on the semaphore it is blocked on.
+    let zero = spawn_process(&host, 4, mem, move |ns| {
+        ns.semop(id, &[op(1, 0, 0), op(0, -9, 0)], &USER)
+    });
+    eventually("zero queued", || {
+        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(3)
+    });
+    assert_eq!(ns.sem_query(id, 1, SemQuery::WaitingForZero, &USER), Ok(0));
+    ns.semop(id, &[op(0, 1, 0)], &USER).unwrap();
+    assert_eq!(small.join().unwrap(), Ok(()));
+    assert_eq!(
+        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER),
+        Ok(2)
+    );
+    ns.sem_setval(id, 0, 5, &USER).unwrap();
+    assert_eq!(large.join().unwrap(), Ok(()));
+    assert_eq!(value(&ns, id, 0), 0);
+    ns.sem_remove(id, &USER).unwrap();
+    assert_eq!(zero.join().unwrap(), Err(Errno::EIDRM));
+    assert_clean(&ns);
+}
+
+#[test]
+fn wait_for_zero_is_served_before_altering_waiters() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    ns.sem_setval(id, 0, 1, &USER).unwrap();
+    let down = spawn_process(&host, 2, mem, move |ns| {
+        ns.semop(id, &[op(0, -2, 0)], &USER)
+    });
+    eventually("down queued", || {
+        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(1)
+    });
+    let zero = spawn_process(&host, 3, mem, move |ns| ns.semop(id, &[op(0, 0, 0)], &USER));
+    eventually("zero queued", || {
+        ns.sem_query(id, 0, SemQuery::WaitingForZero, &USER) == Ok(1)
+    });
+    // 1 → 2 lets the decrement through, which brings it to 0, which lets the zero-waiter through.
+    ns.semop(id, &[op(0, 1, 0)], &USER).unwrap();
+    assert_eq!(down.join().unwrap(), Ok(()));
+    assert_eq!(zero.join().unwrap(), Ok(()));
+    assert_clean(&ns);
+}
+
+#[test]
+fn timeouts_and_removal_end_a_wait() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    let t = Timeout {
+        sec: 0,
+        nsec: 30_000_000,
+    };
+    let start = std::time::Instant::now();
+    assert_eq!(
+        ns.semtimedop(id, &[op(0, -1, 0)], Some(t), &USER),
+        Err(Errno::EAGAIN)
+    );
+    assert!(start.elapsed() >= Duration::from_millis(29));
+    assert_eq!(
+        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER),
+        Ok(0),
+        "unqueued"
+    );
+    let waiters: Vec<_> = (2..5)
+        .map(|pid| {
+            spawn_process(&host, pid, mem, move |ns| {
+                ns.semop(id, &[op(0, -1, 0)], &USER)
+            })
+        })
+        .collect();
+    eventually("queued", || {
+        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(3)
+    });
+    ns.sem_remove(id, &USER).unwrap();
+    for waiter in waiters {
+        assert_eq!(waiter.join().unwrap(), Err(Errno::EIDRM));
+    }
+    assert_eq!(ns.heap_used(), 0, "waiter records and the array are freed");
+    assert_clean(&ns);
+}
+
+#[test]
+fn waiters_are_still_served_after_a_holder_of_the_set_lock_dies() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    let waiters: Vec<_> = (2..5)
+        .map(|pid| {
+            spawn_process(&host, pid, mem, move |ns| {
+                ns.semop(id, &[op(0, -1, 0)], &USER)
+            })
+        })
+        .collect();
+    eventually("queued", || {
+        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(3)
+    });
+    // Dies holding the set's lock with a half-made change.
+    die_inside(&host, 9, mem, move |ns, host| {
+        let mut locked = ns.lock_object(crate::Kind::Sem, id).unwrap();
+        let ext = locked.object.ext();
+        locked.txn.set(&ext[0], 99).unwrap();
+        park_dead(host);
+    });
+    // The next operation recovers the lock, and the +3 completes all three.
+    ns.semop(id, &[op(0, 3, 0)], &USER).unwrap();
+    for waiter in waiters {
+        assert_eq!(waiter.join().unwrap(), Ok(()));
+    }
+    assert_eq!(value(&ns, id, 0), 0);
+    assert_eq!(
+        ns.sem_stat(id, &USER).unwrap().nsems,
+        1,
+        "the half-made change was rolled back"
+    );
+    assert_clean(&ns);
+}
+
+#[test]
+fn a_counter_guarded_by_a_binary_semaphore_ends_exact() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    ns.sem_setval(id, 0, 1, &USER).unwrap();
+    let counter = Arc::new(AtomicU32::new(0));
+    let workers: Vec<_> = (2..10)
+        .map(|pid| {
+            let counter = Arc::clone(&counter);
+            spawn_process(&host, pid, mem, move |ns| {
+                for _ in 0..500 {
+                    ns.semop(id, &[op(0, -1, 0)], &USER).unwrap();
+                    // A deliberately racy read-modify-write: only the semaphore makes it exact.
+                    let seen = counter.load(std::sync::atomic::Ordering::Relaxed);
+                    std::hint::spin_loop();
+                    counter.store(seen + 1, std::sync::atomic::Ordering::Relaxed);
+                    ns.semop(id, &[op(0, 1, 0)], &USER).unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 4000);
+    assert_eq!(value(&ns, id, 0), 1);
+    assert_clean(&ns);
+}
