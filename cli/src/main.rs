@@ -5,6 +5,7 @@
 
 mod arena;
 mod args;
+mod bench;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ Commands:
   arena create    create an arena with chosen limits
   arena remove    delete an arena file
   check           verify every invariant of an arena; exit 0 only when clean
+  bench           measure usysv beside the kernel's System V IPC
 
 Every command takes --arena PATH; the default is $USYSV_ARENA, else
 /dev/shm/usysv-UID/arena. Run `usysv COMMAND --help` for a command's options.
@@ -71,6 +73,7 @@ fn run(args: Vec<String>) -> Result<(), Failure> {
         ["arena", "remove", rest @ ..] => arena::remove(rest),
         ["arena", ..] => Err(Failure::usage("`usysv arena` takes info, create or remove")),
         ["check", rest @ ..] => arena::check(rest),
+        ["bench", rest @ ..] => bench::run(rest),
         [other, ..] => Err(Failure::usage(format!(
             "unknown command `{other}` (see `usysv --help`)"
         ))),

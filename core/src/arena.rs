@@ -113,6 +113,17 @@ unsafe impl Record for Word64 {}
 // SAFETY: an array of records is a run of records with no padding between them.
 unsafe impl<T: Record, const N: usize> Record for [T; N] {}
 
+/// Views a run of `N` words as the record `T` (which must fit in them): for
+/// records that overlay a reserved area of another record, such as a kind's
+/// fields in an object slot.
+pub fn overlay<T: Record, const N: usize>(words: &[Word; N]) -> &T {
+    const { assert!(size_of::<T>() <= N * 4) };
+    // SAFETY: `words` is `N` contiguous, 4-aligned words, at least as many
+    // bytes as `T` (checked at compile time); `T: Record` is a `repr(C)` run of
+    // `Word`s with any bit pattern valid, borrowed for as long as `words`.
+    unsafe { &*words.as_ptr().cast::<T>() }
+}
+
 /// The byte offset of a `T` in the arena. Creating one checks nothing;
 /// resolving it through [`Arena::get`] checks everything.
 pub struct Off<T> {

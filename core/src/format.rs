@@ -447,7 +447,8 @@ mod tests {
             assert!(table.buckets >= table.bitmap + table.slot_count.div_ceil(32) * 4);
             assert!(table.slots >= table.buckets + (4 << table.bucket_bits));
             assert_eq!(table.slots % 64, 0);
-            previous_end = u64::from(table.slots) + u64::from(table.slot_count) * 320;
+            previous_end =
+                u64::from(table.slots) + u64::from(table.slot_count) * u64::from(ObjectSlot::SIZE);
         }
         assert_eq!(layout.tables[0].slot_count, 32768);
         assert_eq!(layout.tables[2].slot_count, 6142);

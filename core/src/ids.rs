@@ -84,7 +84,7 @@ const FREE: u32 = 0;
 const LIVE: u32 = 1;
 
 /// Words each slot keeps for its kind's own fields.
-pub const EXT_WORDS: usize = 33;
+pub const EXT_WORDS: usize = 49;
 
 /// A table's header.
 #[repr(C)]
@@ -102,10 +102,10 @@ pub(crate) struct TableHeader {
 // SAFETY: `repr(C)`, a lock record and words, no padding.
 unsafe impl Record for TableHeader {}
 
-/// One object slot: 320 bytes, so slots never share a cache line.
+/// One object slot: 512 bytes, so slots never share a cache line.
 #[repr(C)]
 pub struct ObjectSlot {
-    lock: LockRecord<16>,
+    lock: LockRecord<32>,
     state: Word,
     seq: Word,
     key: Word,
@@ -181,9 +181,14 @@ impl<'m> Object<'m> {
     }
 
     /// The kind's own words of the slot, as the kind's record `T`.
-    pub(crate) fn ext_as<T: Record>(&self, arena: &Arena<'m>) -> Result<&'m T> {
-        const { assert!(core::mem::size_of::<T>() <= EXT_WORDS * 4) };
-        arena.get(Off::new(arena.offset_of(&self.slot.ext[0])?))
+    pub(crate) fn ext_as<T: Record>(&self) -> &'m T {
+        crate::arena::overlay(&self.slot.ext)
+    }
+
+    /// Linux `ipcperms()` on the object's permissions, read in place.
+    #[inline]
+    pub(crate) fn allows(&self, cred: &Cred<'_>, flag: u32) -> bool {
+        self.slot.perm.allows(cred, flag)
     }
 }
 
@@ -340,6 +345,7 @@ fn make_id(seq: u32, index: u32) -> Result<i32> {
     Ok((seq * IPCMNI + index) as i32)
 }
 
+#[inline]
 fn split_id(id: i32) -> Result<(u32, u32)> {
     let id = u32::try_from(id).map_err(|_| Errno::EINVAL)?;
     Ok((id % IPCMNI, id / IPCMNI))
@@ -495,6 +501,22 @@ impl<'m, H: Host> Namespace<'m, H> {
         Ok(out)
     }
 
+    /// The live object `id` names, read without its lock: for the lock-free
+    /// fast path, which confirms everything again in one compare-and-swap.
+    #[inline]
+    pub(crate) fn peek_object(&self, kind: Kind, id: i32) -> Option<Object<'m>> {
+        let (index, seq) = split_id(id).ok()?;
+        let table = &self.layout.tables[kind as usize];
+        if index >= table.slot_count {
+            return None;
+        }
+        let slot = self
+            .arena
+            .get(Off::<ObjectSlot>::new(table.slots).index(index).ok()?)
+            .ok()?;
+        (slot.state.get() == LIVE && slot.seq.get() == seq).then_some(Object { slot, kind, id })
+    }
+
     /// Locks the slot that `id` points to, whether or not it still holds that
     /// object: for a sleeper that must learn, under the lock, what became of
     /// it. The object is `None` when removed.
@@ -617,7 +639,7 @@ pub(crate) struct SlotView<'m> {
     pub seq: u32,
     pub key: i32,
     pub hash_next: u32,
-    pub lock: &'m LockRecord<16>,
+    pub lock: &'m LockRecord<32>,
 }
 
 impl ObjectSlot {

@@ -438,6 +438,11 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
         self.outer.roll_back_to(self.ns, savepoint.0)
     }
 
+    /// Undoes every change of the section, keeping the locks.
+    pub fn roll_back(&mut self) -> Result<()> {
+        self.outer.roll_back_to(self.ns, 0)
+    }
+
     /// Makes every change so far permanent, keeping the locks: the state now
     /// is one the protected objects may be left in.
     pub fn checkpoint(&mut self) {

@@ -50,6 +50,36 @@ pub struct PermRecord {
 // SAFETY: `repr(C)`, five words, no padding.
 unsafe impl Record for PermRecord {}
 
+impl PermRecord {
+    /// [`IpcPerm::allows`], reading only the words it needs.
+    #[inline]
+    pub(crate) fn allows(&self, cred: &Cred<'_>, flag: u32) -> bool {
+        ipcperms(
+            self.mode.get(),
+            [self.uid.get(), self.cuid.get()],
+            [self.gid.get(), self.cgid.get()],
+            cred,
+            flag,
+        )
+    }
+}
+
+/// Linux `ipcperms()`: the owner class if `cred` is the owner or creator,
+/// else the group class if it is in the group or the creator's group, else
+/// the other class; `CAP_IPC_OWNER` bypasses.
+#[inline]
+fn ipcperms(mode: u32, users: [u32; 2], groups: [u32; 2], cred: &Cred<'_>, flag: u32) -> bool {
+    let requested = (flag >> 6) | (flag >> 3) | flag;
+    let granted = if users.contains(&cred.euid) {
+        mode >> 6
+    } else if cred.in_group(groups[1]) || cred.in_group(groups[0]) {
+        mode >> 3
+    } else {
+        mode
+    };
+    requested & !granted & 0o7 == 0 || cred.ipc_owner
+}
+
 /// An object's `ipc_perm`, copied out of the arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IpcPerm {
@@ -73,14 +103,13 @@ impl IpcPerm {
     /// Linux `ipcperms()`: whether `cred` may access the object for the
     /// permission bits in `flag` (e.g. `0o400` to read, `0o200` to alter).
     pub fn allows(&self, cred: &Cred<'_>, flag: u32) -> bool {
-        let requested = (flag >> 6) | (flag >> 3) | flag;
-        let mut granted = self.mode;
-        if cred.euid == self.cuid || cred.euid == self.uid {
-            granted >>= 6;
-        } else if cred.in_group(self.cgid) || cred.in_group(self.gid) {
-            granted >>= 3;
-        }
-        requested & !granted & 0o7 == 0 || cred.ipc_owner
+        ipcperms(
+            self.mode,
+            [self.uid, self.cuid],
+            [self.gid, self.cgid],
+            cred,
+            flag,
+        )
     }
 
     /// Whether `cred` may change or remove the object (`IPC_SET`, `IPC_RMID`):

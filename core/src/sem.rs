@@ -24,9 +24,28 @@
 //!
 //! # Internals
 //!
-//! A set's slot keeps its size, the offset of its semaphore array (a heap
-//! block of `{value, pid}` pairs), `sem_otime`, and the head and tail of its
-//! wait queue. A caller that must wait allocates a waiter record — its
+//! A set's slot keeps its size, `sem_otime`, the head and tail of its wait
+//! queue, and its semaphores: inline in the slot for sets of up to
+//! [`INLINE_SEMS`] semaphores, in a heap block for larger ones.
+//!
+//! **The fast path.** Slot memory is never freed to the heap, so an inline
+//! semaphore can be changed without the lock. Its value word packs
+//! `seq:16 | SLOW:1 | value:15` (bits 16..=31 the set's sequence number, bit
+//! 15 `SLOW`, bits 0..=14 the value). A single operation without `SEM_UNDO`
+//! on an inline set is one compare-and-swap of that word: the sequence number
+//! makes a stale id fail, and `SLOW` — set while waiters are queued, while a
+//! locked operation is at work, and for good once the set is removed — sends
+//! the caller to the locked path. The swap is the whole commit, so a process
+//! that dies around it has either operated or not. Only `sem_otime` and
+//! `sempid` are then stored without the lock; two racing callers may leave
+//! the earlier one's pid, which no program can tell from a different
+//! interleaving.
+//!
+//! **The locked path.** Everything else takes the set's lock and first
+//! freezes the inline words (sets `SLOW` on each), so their values hold still
+//! while several are read and written; it thaws them when it is done and no
+//! waiter is queued. A holder that dies leaves them frozen; the next locked
+//! operation thaws them, so the fast path comes back on its own. A caller that must wait allocates a waiter record — its
 //! operations, its pid, a status word it sleeps on, and room to journal its
 //! own completion — and links it at the tail of the queue.
 //!
@@ -142,20 +161,27 @@ pub enum SemQuery {
     WaitingForZero,
 }
 
+/// Sets of up to this many semaphores keep them inline in the slot, where the
+/// lock-free fast path can reach them.
+pub const INLINE_SEMS: usize = (crate::ids::EXT_WORDS - 6) / 2;
+
 /// A set's part of its object slot.
 #[repr(C)]
 struct SemSet {
     nsems: Word,
+    /// The heap array of a large set (0 for an inline set).
     sems: Word,
     otime: Word64,
     head: Word,
     tail: Word,
+    values: [Word; INLINE_SEMS],
+    pids: [Word; INLINE_SEMS],
 }
 
 // SAFETY: `repr(C)`, words and a word pair, no padding.
 unsafe impl Record for SemSet {}
 
-/// One semaphore.
+/// One semaphore of a large set.
 #[repr(C)]
 struct Sem {
     value: Word,
@@ -193,6 +219,16 @@ struct OpWords {
 // SAFETY: `repr(C)`, two words, no padding.
 unsafe impl Record for OpWords {}
 
+/// The value bits of a value word.
+const VALUE: u32 = 0x7fff;
+/// Set in an inline value word while only the locked path may change it.
+const SLOW: u32 = 0x8000;
+
+/// A value word holding `value` for a set of sequence number `seq`.
+fn value_word(seq: u32, value: u32) -> u32 {
+    seq << 16 | value
+}
+
 /// Status of a queued waiter that may be spinning.
 const WAITING: u32 = u32::MAX;
 /// Status of a queued waiter that sleeps on the futex (the waker must wake it).
@@ -204,7 +240,7 @@ const OWNER_WAITER: u32 = 5;
 const OWNER_SCRATCH: u32 = 6;
 
 /// Inline journal entries of an object lock.
-const INLINE_JOURNAL: u32 = 16;
+const INLINE_JOURNAL: u32 = 32;
 
 /// Journal entries needed to apply `nsops` operations (a value and a pid
 /// each), with room for the queue links and status of a completion.
@@ -218,6 +254,10 @@ const RECHECK_NS: u64 = 100_000_000;
 const RETRIES: u32 = 4;
 /// Spins per retry, and on the status word before sleeping.
 const SPINS: u32 = 2_000;
+
+fn valid_timeout(t: &Timeout) -> bool {
+    t.sec >= 0 && (0..1_000_000_000).contains(&t.nsec)
+}
 
 fn encode(op: &SemBuf) -> (u32, u32) {
     (
@@ -264,21 +304,126 @@ impl Wakes {
     }
 }
 
+/// Where a set's semaphores are.
+#[derive(Clone, Copy)]
+enum Storage<'m> {
+    /// In the slot: the fast path's.
+    Inline {
+        values: &'m [Word],
+        pids: &'m [Word],
+    },
+    /// In a heap block.
+    Heap(&'m [Sem]),
+}
+
 /// A set, resolved and checked.
 struct SetView<'m> {
     set: &'m SemSet,
-    sems: &'m [Sem],
+    storage: Storage<'m>,
+}
+
+impl<'m> SetView<'m> {
+    fn len(&self) -> usize {
+        match self.storage {
+            Storage::Inline { values, .. } => values.len(),
+            Storage::Heap(sems) => sems.len(),
+        }
+    }
+
+    /// The word holding semaphore `index`'s value (in its low 15 bits).
+    fn value(&self, index: usize) -> Option<&'m Word> {
+        match self.storage {
+            Storage::Inline { values, .. } => values.get(index),
+            Storage::Heap(sems) => sems.get(index).map(|sem| &sem.value),
+        }
+    }
+
+    fn pid(&self, index: usize) -> Option<&'m Word> {
+        match self.storage {
+            Storage::Inline { pids, .. } => pids.get(index),
+            Storage::Heap(sems) => sems.get(index).map(|sem| &sem.pid),
+        }
+    }
+
+    /// Sets `SLOW` on every inline value word: until [`SetView::thaw`], only
+    /// the lock holder changes them.
+    fn freeze(&self) {
+        if let Storage::Inline { values, .. } = self.storage {
+            for word in values {
+                word.atomic().fetch_or(SLOW, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Clears `SLOW` again if no waiter is queued. The lock is held and the
+    /// journal committed.
+    fn thaw(&self) {
+        if self.set.head.get() != 0 {
+            return;
+        }
+        if let Storage::Inline { values, .. } = self.storage {
+            for word in values {
+                word.atomic().fetch_and(!SLOW, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+/// A set locked by the locked path, its inline words frozen. Committing or
+/// dropping it thaws them (if no one waits) before the lock is let go.
+struct SetTxn<'n, 'm, H: Host> {
+    locked: ObjectTxn<'n, 'm, H>,
+    view: SetView<'m>,
+}
+
+impl<'n, 'm, H: Host> SetTxn<'n, 'm, H> {
+    fn txn(&mut self) -> &mut Txn<'n, 'm, H> {
+        &mut self.locked.txn
+    }
+
+    /// Makes every change permanent; the drop that follows finds nothing to
+    /// undo, thaws and releases.
+    fn commit(mut self) {
+        self.locked.txn.checkpoint();
+    }
+}
+
+impl<H: Host> Drop for SetTxn<'_, '_, H> {
+    fn drop(&mut self) {
+        // Undo what is journaled first, then thaw what that leaves.
+        let _ = self.locked.txn.roll_back();
+        self.view.thaw();
+    }
 }
 
 impl<'m, H: Host> Namespace<'m, H> {
     fn set_view(&self, object: &Object<'m>) -> Result<SetView<'m>> {
-        let set = object.ext_as::<SemSet>(&self.arena)?;
+        let set = object.ext_as::<SemSet>();
         let nsems = set.nsems.get();
         if nsems == 0 || nsems > self.layout.limits.semmsl {
             return Err(Errno::CORRUPT);
         }
-        let sems = self.arena.slice(Off::<Sem>::new(set.sems.get()), nsems)?;
-        Ok(SetView { set, sems })
+        let storage = if nsems as usize <= INLINE_SEMS {
+            let n = nsems as usize;
+            Storage::Inline {
+                values: &set.values[..n],
+                pids: &set.pids[..n],
+            }
+        } else {
+            Storage::Heap(self.arena.slice(Off::<Sem>::new(set.sems.get()), nsems)?)
+        };
+        Ok(SetView { set, storage })
+    }
+
+    /// Locks set `semid` for the locked path, its inline words frozen.
+    fn lock_set(&self, semid: i32) -> Result<SetTxn<'_, 'm, H>> {
+        if semid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let locked = self.lock_object(Kind::Sem, semid)?;
+        let view = self.set_view(&locked.object)?;
+        view.freeze();
+        Ok(SetTxn { locked, view })
     }
 
     fn waiter(&self, offset: u32, semid: i32) -> Result<&'m Waiter> {
@@ -326,7 +471,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             flags,
             cred,
             |object| {
-                if nsems > self.set_view(object)?.sems.len() as u32 {
+                if nsems as usize > self.set_view(object)?.len() {
                     return Err(Errno::EINVAL);
                 }
                 Ok(())
@@ -340,15 +485,25 @@ impl<'m, H: Host> Namespace<'m, H> {
                 if used + u64::from(nsems) > u64::from(limits.semmns) {
                     return Err(Errno::ENOSPC);
                 }
-                let owner = BlockOwner {
-                    kind: OWNER_SET,
-                    id: object.id() as u32,
-                };
-                let sems = self.heap_alloc(nsems * Sem::SIZE, owner)?;
+                let seq = object.id() as u32 / crate::limits::IPCMNI;
                 // The slot is not live yet: its fields need no journal.
-                let set = object.ext_as::<SemSet>(&self.arena)?;
+                let set = object.ext_as::<SemSet>();
                 set.nsems.set(nsems);
-                set.sems.set(sems);
+                if nsems as usize <= INLINE_SEMS {
+                    for word in &set.values[..nsems as usize] {
+                        word.set(value_word(seq, 0));
+                    }
+                } else {
+                    let owner = BlockOwner {
+                        kind: OWNER_SET,
+                        id: object.id() as u32,
+                    };
+                    let sems = self.heap_alloc(nsems * Sem::SIZE, owner)?;
+                    for sem in self.arena.slice(Off::<Sem>::new(sems), nsems)? {
+                        sem.value.set(value_word(seq, 0));
+                    }
+                    set.sems.set(sems);
+                }
                 txn.set64(usage, used + u64::from(nsems))
             },
         )
@@ -368,6 +523,16 @@ impl<'m, H: Host> Namespace<'m, H> {
         timeout: Option<Timeout>,
         cred: &Cred<'_>,
     ) -> Result<()> {
+        // The fast path first: it takes only calls that pass every check
+        // below (one operation, no SEM_UNDO, no bad timeout) and that can
+        // proceed at once, so the timeout never matters to it.
+        if let [op] = sops {
+            if op.sem_flg & SEM_UNDO == 0 && timeout.is_none_or(|t| valid_timeout(&t)) {
+                if let Some(done) = self.semop_fast(semid, op, cred) {
+                    return done;
+                }
+            }
+        }
         if sops.is_empty() {
             return Err(Errno::EINVAL);
         }
@@ -376,9 +541,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         let deadline = match timeout {
             None => None,
-            Some(t) if t.sec < 0 || t.nsec < 0 || t.nsec >= 1_000_000_000 => {
-                return Err(Errno::EINVAL)
-            }
+            Some(t) if !valid_timeout(&t) => return Err(Errno::EINVAL),
             Some(t) => {
                 let nanos = (t.sec as u64)
                     .saturating_mul(1_000_000_000)
@@ -394,24 +557,74 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         let nsops = sops.len() as u32;
         // A call that changes more words than the inline journal holds lends it room.
-        let scratch = if 2 * nsops > INLINE_JOURNAL {
-            let owner = BlockOwner {
-                kind: OWNER_SCRATCH,
-                id: self.pid,
-            };
-            Some(self.heap_alloc(journal_entries(nsops) * JournalEntry::SIZE, owner)?)
+        let scratch_owner = BlockOwner {
+            kind: OWNER_SCRATCH,
+            id: self.pid,
+        };
+        let scratch = if 2 * nsops + 2 > INLINE_JOURNAL {
+            Some(self.heap_alloc(journal_entries(nsops) * JournalEntry::SIZE, scratch_owner)?)
         } else {
             None
         };
         let result = self.semop_locked(semid, sops, deadline, cred, scratch);
         if let Some(scratch) = scratch {
-            let owner = BlockOwner {
-                kind: OWNER_SCRATCH,
-                id: self.pid,
-            };
-            self.heap_free(scratch, owner)?;
+            self.heap_free(scratch, scratch_owner)?;
         }
         result
+    }
+
+    /// The lock-free fast path (see the module docs): `None` sends the caller
+    /// to the locked path, which also decides every error.
+    #[inline]
+    fn semop_fast(&self, semid: i32, op: &SemBuf, cred: &Cred<'_>) -> Option<Result<()>> {
+        let object = self.peek_object(Kind::Sem, semid)?;
+        let set = object.ext_as::<SemSet>();
+        let num = usize::from(op.sem_num);
+        if num >= (set.nsems.get() as usize).min(INLINE_SEMS) {
+            return None;
+        }
+        let access = if op.sem_op != 0 { 0o222 } else { 0o444 };
+        if !object.allows(cred, access) {
+            return None;
+        }
+        let seq = semid as u32 / crate::limits::IPCMNI;
+        let word = set.values[num].atomic();
+        let mut seen = word.load(Ordering::Acquire);
+        loop {
+            if seen >> 16 != seq || seen & SLOW != 0 {
+                return None;
+            }
+            let value = (seen & VALUE) as i32;
+            if op.sem_op == 0 {
+                if value != 0 {
+                    return None;
+                }
+                break;
+            }
+            let result = value + i32::from(op.sem_op);
+            if result < 0 || result > self.layout.limits.semvmx as i32 {
+                return None;
+            }
+            match word.compare_exchange_weak(
+                seen,
+                (seen & !VALUE) | result as u32,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => seen = now,
+            }
+        }
+        // Done; the rest is bookkeeping, in type-stable slot memory.
+        let pid = &set.pids[num];
+        if pid.get() != self.pid {
+            pid.set(self.pid);
+        }
+        let now = self.host.wall_clock() as u64;
+        if set.otime.get() != now {
+            set.otime.set(now);
+        }
+        Some(Ok(()))
     }
 
     fn semop_locked(
@@ -427,42 +640,46 @@ impl<'m, H: Host> Namespace<'m, H> {
         let alter = sops.iter().any(|op| op.sem_op != 0);
         let mut retries = 0;
         loop {
-            let mut locked = self.lock_object(Kind::Sem, semid)?;
-            let set = self.set_view(&locked.object)?;
-            if usize::from(max) >= set.sems.len() {
+            let mut st = self.lock_set(semid)?;
+            if usize::from(max) >= st.view.len() {
                 return Err(Errno::EFBIG);
             }
             let access = if alter { 0o222 } else { 0o444 };
-            if !locked.object.perm().allows(cred, access) {
+            if !st.locked.object.allows(cred, access) {
                 return Err(Errno::EACCES);
             }
             if let Some(scratch) = scratch {
-                locked.txn.lend_overflow(scratch, journal_entries(nsops))?;
+                st.txn().lend_overflow(scratch, journal_entries(nsops))?;
             }
-            match self.attempt(
-                &mut locked.txn,
-                &set,
+            let attempt = self.attempt(
+                &mut st.locked.txn,
+                &st.view,
                 nsops,
                 |i| Ok(sops[i as usize]),
                 self.pid,
-            )? {
-                Attempt::Done => return self.finish(locked, &set, alter),
+            )?;
+            match attempt {
+                Attempt::Done => return self.finish(st, alter),
                 Attempt::Failed(err) => return Err(err),
                 Attempt::Blocked(index) if retries < RETRIES => {
-                    drop(locked);
+                    let watched = st.view.value(usize::from(sops[index as usize].sem_num));
+                    drop(st);
                     retries += 1;
-                    // Watch the semaphore the call is blocked on for a while.
-                    let watched = &set.sems[usize::from(sops[index as usize].sem_num)].value;
-                    let seen = watched.get();
+                    // Wait a little for another process to make progress possible.
+                    let seen = watched.map_or(0, Word::get);
                     for _ in 0..SPINS {
                         core::hint::spin_loop();
-                        if watched.get() != seen {
+                        if let [op] = sops {
+                            if let Some(done) = self.semop_fast(semid, op, cred) {
+                                return done;
+                            }
+                        } else if watched.map_or(0, Word::get) != seen {
                             break;
                         }
                     }
                 }
                 Attempt::Blocked(index) => {
-                    return self.sleep(locked, set, sops, index, alter, deadline);
+                    return self.sleep(st, sops, index, alter, deadline);
                 }
             }
         }
@@ -470,7 +687,7 @@ impl<'m, H: Host> Namespace<'m, H> {
 
     /// Tries `nsops` operations (the `i`th from `op(i)`) in order, as Linux
     /// `perform_atomic_semop_slow`: on success the changes stay in the
-    /// section's journal; otherwise they are rolled back.
+    /// section's journal; otherwise they are rolled back. The set is frozen.
     fn attempt(
         &self,
         txn: &mut Txn<'_, 'm, H>,
@@ -484,11 +701,9 @@ impl<'m, H: Host> Namespace<'m, H> {
         let mut outcome = Attempt::Done;
         for index in 0..nsops {
             let op = op(index)?;
-            let sem = set
-                .sems
-                .get(usize::from(op.sem_num))
-                .ok_or(Errno::CORRUPT)?;
-            let value = sem.value.get() as i32;
+            let word = set.value(usize::from(op.sem_num)).ok_or(Errno::CORRUPT)?;
+            let seen = word.get();
+            let value = (seen & VALUE) as i32;
             let blocked = if op.sem_op == 0 {
                 value != 0
             } else {
@@ -498,7 +713,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                     break;
                 }
                 if result >= 0 {
-                    txn.set(&sem.value, result as u32)?;
+                    txn.set(word, (seen & !VALUE) | result as u32)?;
                 }
                 result < 0
             };
@@ -514,8 +729,10 @@ impl<'m, H: Host> Namespace<'m, H> {
         match outcome {
             Attempt::Done => {
                 for index in 0..nsops {
-                    let sem = &set.sems[usize::from(op(index)?.sem_num)];
-                    txn.set(&sem.pid, pid)?;
+                    let pid_word = set
+                        .pid(usize::from(op(index)?.sem_num))
+                        .ok_or(Errno::CORRUPT)?;
+                    txn.set(pid_word, pid)?;
                 }
             }
             _ => txn.roll_back_to(savepoint)?,
@@ -525,21 +742,16 @@ impl<'m, H: Host> Namespace<'m, H> {
 
     /// After a successful operation: completes whatever waiters can now
     /// proceed, stamps `sem_otime`, commits, and wakes the completed sleepers.
-    fn finish(
-        &self,
-        mut locked: ObjectTxn<'_, 'm, H>,
-        set: &SetView<'m>,
-        alter: bool,
-    ) -> Result<()> {
-        locked.txn.checkpoint();
+    fn finish(&self, mut st: SetTxn<'_, 'm, H>, alter: bool) -> Result<()> {
+        st.txn().checkpoint();
         let mut wakes = Wakes::new();
         if alter {
-            self.update_queue(&mut locked.txn, set, locked.object.id(), &mut wakes)?;
+            let semid = st.locked.object.id();
+            self.update_queue(&mut st.locked.txn, &st.view, semid, &mut wakes)?;
         }
-        locked
-            .txn
-            .set64(&set.set.otime, self.host.wall_clock() as u64)?;
-        locked.commit();
+        let now = self.host.wall_clock() as u64;
+        st.locked.txn.set64(&st.view.set.otime, now)?;
+        st.commit();
         self.wake_all(&wakes);
         Ok(())
     }
@@ -555,7 +767,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// Walks the queue after the semaphores changed: wait-for-zero waiters
     /// first, then altering ones in FIFO order, starting over after each
     /// altering success (Linux `do_smart_update`). Each completion is a
-    /// checkpoint of its own.
+    /// checkpoint of its own. The set is frozen.
     fn update_queue(
         &self,
         txn: &mut Txn<'_, 'm, H>,
@@ -594,7 +806,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                             Attempt::Failed(err) => Some(err.raw() as u32),
                         };
                         if let Some(status) = status {
-                            self.unlink(txn, set, at, waiter, semid)?;
+                            self.unlink(txn, set, waiter, semid)?;
                             let before = txn.swap(&waiter.status, status)?;
                             txn.checkpoint();
                             if before == ASLEEP {
@@ -626,7 +838,6 @@ impl<'m, H: Host> Namespace<'m, H> {
         &self,
         txn: &mut Txn<'_, 'm, H>,
         set: &SetView<'m>,
-        at: u32,
         waiter: &'m Waiter,
         semid: i32,
     ) -> Result<()> {
@@ -636,11 +847,9 @@ impl<'m, H: Host> Namespace<'m, H> {
             prev => txn.set(&self.waiter(prev, semid)?.next, next)?,
         }
         match next {
-            0 => txn.set(&set.set.tail, prev)?,
-            next => txn.set(&self.waiter(next, semid)?.prev, prev)?,
+            0 => txn.set(&set.set.tail, prev),
+            next => txn.set(&self.waiter(next, semid)?.prev, prev),
         }
-        debug_assert!(at != 0);
-        Ok(())
     }
 
     /// Queues the caller (blocked on operation `blocking`) and waits until a
@@ -648,14 +857,13 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// or the set goes.
     fn sleep(
         &self,
-        mut locked: ObjectTxn<'_, 'm, H>,
-        set: SetView<'m>,
+        mut st: SetTxn<'_, 'm, H>,
         sops: &[SemBuf],
         blocking: u32,
         alter: bool,
         deadline: Option<Deadline>,
     ) -> Result<()> {
-        let semid = locked.object.id();
+        let semid = st.locked.object.id();
         let nsops = sops.len() as u32;
         let owner = BlockOwner {
             kind: OWNER_WAITER,
@@ -676,24 +884,26 @@ impl<'m, H: Host> Namespace<'m, H> {
             words.op.set(op);
             words.flags.set(flags);
         }
-        let tail = set.set.tail.get();
+        let tail = st.view.set.tail.get();
         waiter.prev.set(tail);
         waiter.next.set(0);
+        let head = &st.view.set.head;
+        let tail_word = &st.view.set.tail;
         let linked = match tail {
-            0 => locked.txn.set(&set.set.head, at),
+            0 => st.locked.txn.set(head, at),
             tail => self
                 .waiter(tail, semid)
-                .and_then(|last| locked.txn.set(&last.next, at)),
+                .and_then(|last| st.locked.txn.set(&last.next, at)),
         }
-        .and_then(|()| locked.txn.set(&set.set.tail, at));
+        .and_then(|()| st.locked.txn.set(tail_word, at));
         if let Err(err) = linked {
-            drop(locked);
+            drop(st);
             self.heap_free(at, owner)?;
             return Err(err);
         }
-        locked.commit();
+        st.commit();
 
-        let result = self.wait_for_completion(semid, waiter, at, deadline);
+        let result = self.wait_for_completion(semid, waiter, deadline);
         self.heap_free(at, owner)?;
         result
     }
@@ -702,7 +912,6 @@ impl<'m, H: Host> Namespace<'m, H> {
         &self,
         semid: i32,
         waiter: &'m Waiter,
-        at: u32,
         deadline: Option<Deadline>,
     ) -> Result<()> {
         let status = waiter.status.atomic();
@@ -728,7 +937,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             let timed_out = deadline.is_some_and(|d| self.host.now() >= d);
 
             // Decide under the lock: a final status read there is committed.
-            let (mut txn, object) = self.lock_slot_of(Kind::Sem, semid)?;
+            let (txn, object) = self.lock_slot_of(Kind::Sem, semid)?;
             let now = waiter.status.get();
             if now < ASLEEP {
                 txn.commit();
@@ -742,10 +951,15 @@ impl<'m, H: Host> Namespace<'m, H> {
                 txn.commit();
                 return Err(Errno::EIDRM);
             };
-            let set = self.set_view(&object)?;
+            let view = self.set_view(&object)?;
+            view.freeze();
+            let mut st = SetTxn {
+                locked: ObjectTxn { txn, object },
+                view,
+            };
             if timed_out || woke == Wake::Interrupted {
-                self.unlink(&mut txn, &set, at, waiter, semid)?;
-                txn.commit();
+                self.unlink(&mut st.locked.txn, &st.view, waiter, semid)?;
+                st.commit();
                 return Err(if timed_out {
                     Errno::EAGAIN
                 } else {
@@ -755,12 +969,13 @@ impl<'m, H: Host> Namespace<'m, H> {
             // A periodic check: move the queue along in case a waker died
             // between committing and waking.
             let mut wakes = Wakes::new();
-            self.update_queue(&mut txn, &set, semid, &mut wakes)?;
-            txn.commit();
+            self.update_queue(&mut st.locked.txn, &st.view, semid, &mut wakes)?;
+            st.commit();
             self.wake_all(&wakes);
         }
     }
 
+    /// Locks set `semid` for reading, checking `access`.
     fn sem_locked(
         &self,
         semid: i32,
@@ -772,7 +987,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         let locked = self.lock_object(Kind::Sem, semid)?;
         let set = self.set_view(&locked.object)?;
-        if !locked.object.perm().allows(cred, access) {
+        if !locked.object.allows(cred, access) {
             return Err(Errno::EACCES);
         }
         Ok((locked, set))
@@ -783,7 +998,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             perm: object.perm(),
             otime: set.set.otime.get() as i64,
             ctime: object.ctime(),
-            nsems: set.sems.len() as u32,
+            nsems: set.len() as u32,
         }
     }
 
@@ -798,7 +1013,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     pub fn sem_stat_index(&self, index: i32, any: bool, cred: &Cred<'_>) -> Result<(i32, SemidDs)> {
         let locked = self.lock_index(Kind::Sem, index)?;
         let set = self.set_view(&locked.object)?;
-        if !any && !locked.object.perm().allows(cred, 0o444) {
+        if !any && !locked.object.allows(cred, 0o444) {
             return Err(Errno::EACCES);
         }
         Ok((locked.object.id(), self.semid_ds(&locked.object, &set)))
@@ -833,8 +1048,10 @@ impl<'m, H: Host> Namespace<'m, H> {
             cred,
             |txn, object| {
                 let set = self.set_view(object)?;
+                // Frozen for good: the fast path never touches a removed set.
+                set.freeze();
                 let usage = self.table_usage(Kind::Sem)?;
-                txn.set64(usage, usage.get().saturating_sub(set.sems.len() as u64))?;
+                txn.set64(usage, usage.get().saturating_sub(set.len() as u64))?;
                 Ok(set)
             },
             |_, set| {
@@ -849,9 +1066,15 @@ impl<'m, H: Host> Namespace<'m, H> {
                     self.host.wake(waiter.status.atomic(), 1);
                     at = waiter.next.get();
                 }
-                set.set.sems.get()
+                match set.storage {
+                    Storage::Heap(_) => set.set.sems.get(),
+                    Storage::Inline { .. } => 0,
+                }
             },
         )?;
+        if array == 0 {
+            return Ok(());
+        }
         let owner = BlockOwner {
             kind: OWNER_SET,
             id: semid as u32,
@@ -895,10 +1118,12 @@ impl<'m, H: Host> Namespace<'m, H> {
     ) -> Result<i32> {
         let (locked, set) = self.sem_locked(semid, cred, 0o444)?;
         let index = usize::try_from(semnum).map_err(|_| Errno::EINVAL)?;
-        let sem = set.sems.get(index).ok_or(Errno::EINVAL)?;
+        let (Some(value), Some(pid)) = (set.value(index), set.pid(index)) else {
+            return Err(Errno::EINVAL);
+        };
         let count_zero = match query {
-            SemQuery::Value => return Ok(sem.value.get() as i32),
-            SemQuery::Pid => return Ok(sem.pid.get() as i32),
+            SemQuery::Value => return Ok((value.get() & VALUE) as i32),
+            SemQuery::Pid => return Ok(pid.get() as i32),
             SemQuery::WaitingToDecrease => false,
             SemQuery::WaitingForZero => true,
         };
@@ -934,8 +1159,9 @@ impl<'m, H: Host> Namespace<'m, H> {
         sink: &mut dyn FnMut(u32, u16),
     ) -> Result<()> {
         let (_locked, set) = self.sem_locked(semid, cred, 0o444)?;
-        for (index, sem) in (0u32..).zip(set.sems) {
-            sink(index, sem.value.get() as u16);
+        for index in 0..set.len() {
+            let value = set.value(index).map_or(0, |word| word.get() & VALUE);
+            sink(index as u32, value as u16);
         }
         Ok(())
     }
@@ -947,7 +1173,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             return Err(Errno::EINVAL);
         }
         let locked = self.lock_object(Kind::Sem, semid)?;
-        Ok(self.set_view(&locked.object)?.sems.len() as u32)
+        Ok(self.set_view(&locked.object)?.len() as u32)
     }
 
     /// `semctl(SETVAL)`.
@@ -955,23 +1181,20 @@ impl<'m, H: Host> Namespace<'m, H> {
         if value < 0 || value > self.layout.limits.semvmx as i32 {
             return Err(Errno::ERANGE);
         }
-        if semid < 0 {
+        let mut st = self.lock_set(semid)?;
+        let index = usize::try_from(semnum).map_err(|_| Errno::EINVAL)?;
+        let (Some(word), Some(pid)) = (st.view.value(index), st.view.pid(index)) else {
             return Err(Errno::EINVAL);
-        }
-        let mut locked = self.lock_object(Kind::Sem, semid)?;
-        let set = self.set_view(&locked.object)?;
-        let sem = usize::try_from(semnum)
-            .ok()
-            .and_then(|i| set.sems.get(i))
-            .ok_or(Errno::EINVAL)?;
-        if !locked.object.perm().allows(cred, 0o222) {
+        };
+        if !st.locked.object.allows(cred, 0o222) {
             return Err(Errno::EACCES);
         }
-        locked.txn.set(&sem.value, value as u32)?;
-        locked.txn.set(&sem.pid, self.pid)?;
-        let now = self.host.wall_clock() as u64;
-        locked.txn.set64(locked.object.ctime_word(), now)?;
-        self.finish_change(locked, &set)
+        let ctime = st.locked.object.ctime_word();
+        let txn = st.txn();
+        txn.set(word, (word.get() & !VALUE) | value as u32)?;
+        txn.set(pid, self.pid)?;
+        txn.set64(ctime, self.host.wall_clock() as u64)?;
+        self.finish_change(st)
     }
 
     /// `semctl(SETALL)`: `values(index)` for every semaphore, all or nothing
@@ -982,46 +1205,83 @@ impl<'m, H: Host> Namespace<'m, H> {
         cred: &Cred<'_>,
         values: &dyn Fn(u32) -> u16,
     ) -> Result<()> {
-        let (mut locked, set) = self.sem_locked(semid, cred, 0o222)?;
-        let nsems = set.sems.len() as u32;
+        let mut st = self.lock_set(semid)?;
+        if !st.locked.object.allows(cred, 0o222) {
+            return Err(Errno::EACCES);
+        }
+        let nsems = st.view.len() as u32;
         if (0..nsems).any(|i| u32::from(values(i)) > self.layout.limits.semvmx) {
             return Err(Errno::ERANGE);
         }
-        // Copy on write: the new array is filled unseen, then published by one
-        // journaled store, so a set of any size changes at once.
-        let owner = BlockOwner {
-            kind: OWNER_SET,
-            id: semid as u32,
-        };
-        let fresh = self.heap_alloc(nsems * Sem::SIZE, owner)?;
-        let sems = self.arena.slice(Off::<Sem>::new(fresh), nsems)?;
-        for (index, sem) in (0u32..).zip(sems) {
-            sem.value.set(u32::from(values(index)));
-            sem.pid.set(self.pid);
+        let ctime = st.locked.object.ctime_word();
+        let now = self.host.wall_clock() as u64;
+        match st.view.storage {
+            Storage::Inline {
+                values: words,
+                pids,
+            } => {
+                // Up to two words a semaphore: the journal borrows room.
+                let owner = BlockOwner {
+                    kind: OWNER_SCRATCH,
+                    id: self.pid,
+                };
+                let scratch =
+                    self.heap_alloc(journal_entries(nsems) * JournalEntry::SIZE, owner)?;
+                let written = st
+                    .txn()
+                    .lend_overflow(scratch, journal_entries(nsems))
+                    .and_then(|()| {
+                        let txn = st.txn();
+                        for (index, (word, pid)) in (0u32..).zip(words.iter().zip(pids)) {
+                            txn.set(word, (word.get() & !VALUE) | u32::from(values(index)))?;
+                            txn.set(pid, self.pid)?;
+                        }
+                        txn.set64(ctime, now)
+                    });
+                let finished = written.and_then(|()| self.finish_change(st));
+                self.heap_free(scratch, owner)?;
+                finished
+            }
+            Storage::Heap(old) => {
+                // Copy on write: the new array is filled unseen, then published
+                // by one journaled store, so a set of any size changes at once.
+                let owner = BlockOwner {
+                    kind: OWNER_SET,
+                    id: semid as u32,
+                };
+                let fresh = self.heap_alloc(nsems * Sem::SIZE, owner)?;
+                let sems = self.arena.slice(Off::<Sem>::new(fresh), nsems)?;
+                for (index, (sem, was)) in (0u32..).zip(sems.iter().zip(old)) {
+                    sem.value
+                        .set((was.value.get() & !VALUE) | u32::from(values(index)));
+                    sem.pid.set(self.pid);
+                }
+                let array = &st.view.set.sems;
+                let old_array = array.get();
+                let published = st
+                    .txn()
+                    .set(array, fresh)
+                    .and_then(|()| st.txn().set64(ctime, now));
+                if let Err(err) = published {
+                    drop(st);
+                    self.heap_free(fresh, owner)?;
+                    return Err(err);
+                }
+                st.view.storage = Storage::Heap(sems);
+                self.finish_change(st)?;
+                self.heap_free(old_array, owner)
+            }
         }
-        let old = set.set.sems.get();
-        let published = locked.txn.set(&set.set.sems, fresh).and_then(|()| {
-            locked
-                .txn
-                .set64(locked.object.ctime_word(), self.host.wall_clock() as u64)
-        });
-        if let Err(err) = published {
-            drop(locked);
-            self.heap_free(fresh, owner)?;
-            return Err(err);
-        }
-        let set = SetView { set: set.set, sems };
-        self.finish_change(locked, &set)?;
-        self.heap_free(old, owner)
     }
 
     /// After `SETVAL` or `SETALL`: completes the waiters that can now
     /// proceed, commits, and wakes them.
-    fn finish_change(&self, mut locked: ObjectTxn<'_, 'm, H>, set: &SetView<'m>) -> Result<()> {
-        locked.txn.checkpoint();
+    fn finish_change(&self, mut st: SetTxn<'_, 'm, H>) -> Result<()> {
+        st.txn().checkpoint();
         let mut wakes = Wakes::new();
-        self.update_queue(&mut locked.txn, set, locked.object.id(), &mut wakes)?;
-        locked.commit();
+        let semid = st.locked.object.id();
+        self.update_queue(&mut st.locked.txn, &st.view, semid, &mut wakes)?;
+        st.commit();
         self.wake_all(&wakes);
         Ok(())
     }

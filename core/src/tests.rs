@@ -586,7 +586,7 @@ fn savepoints_checkpoints_and_an_overflow_journal_survive_a_death() {
     let id = create(&ns, Kind::Msg, 3, IPC_CREAT | 0o600).unwrap();
     let words = ns
         .heap_alloc(
-            64 * 4,
+            96 * 4,
             BlockOwner {
                 kind: 2,
                 id: id as u32,
@@ -600,11 +600,11 @@ fn savepoints_checkpoints_and_an_overflow_journal_survive_a_death() {
     };
 
     let mut locked = ns.lock_object(Kind::Msg, id).unwrap();
-    for i in 0..16 {
+    for i in 0..32 {
         locked.txn.set(word(i), 1).unwrap();
     }
     assert_eq!(
-        locked.txn.set(word(16), 1).err(),
+        locked.txn.set(word(32), 1).err(),
         Some(Errno::ENOMEM),
         "inline journal full"
     );
@@ -619,16 +619,16 @@ fn savepoints_checkpoints_and_an_overflow_journal_survive_a_death() {
         .unwrap();
     locked.txn.lend_overflow(spare, 64).unwrap();
     let mark = locked.txn.savepoint();
-    for i in 16..40 {
+    for i in 32..60 {
         locked.txn.set(word(i), 2).unwrap();
     }
     locked.txn.roll_back_to(mark).unwrap();
-    assert_eq!((word(15).get(), word(16).get(), word(39).get()), (1, 0, 0));
+    assert_eq!((word(31).get(), word(32).get(), word(59).get()), (1, 0, 0));
     locked.txn.checkpoint();
-    locked.txn.set(word(50), 3).unwrap();
+    locked.txn.set(word(70), 3).unwrap();
     drop(locked);
     assert_eq!(
-        (word(15).get(), word(50).get()),
+        (word(31).get(), word(70).get()),
         (1, 0),
         "checkpointed stays, the rest rolls back"
     );
@@ -640,7 +640,7 @@ fn savepoints_checkpoints_and_an_overflow_journal_survive_a_death() {
             let ns2 = Namespace::open(mem, sibling.clone()).unwrap();
             let mut locked = ns2.lock_object(Kind::Msg, id).unwrap();
             locked.txn.lend_overflow(spare, 64).unwrap();
-            for i in 0..60 {
+            for i in 0..80 {
                 locked.txn.set(word(i), 9).unwrap();
             }
             sibling.kill(2);
@@ -649,9 +649,9 @@ fn savepoints_checkpoints_and_an_overflow_journal_survive_a_death() {
         });
     });
     let locked = ns.lock_object(Kind::Msg, id).unwrap();
-    let values: Vec<u32> = (0..60).map(|i| word(i).get()).collect();
-    assert_eq!(&values[..16], &[1; 16]);
-    assert!(values[16..].iter().all(|v| *v == 0), "{values:?}");
+    let values: Vec<u32> = (0..80).map(|i| word(i).get()).collect();
+    assert_eq!(&values[..32], &[1; 32]);
+    assert!(values[32..].iter().all(|v| *v == 0), "{values:?}");
     locked.commit();
     assert_clean(&ns);
 }

@@ -7,11 +7,16 @@
 //! - Linux ([`linux`]): shared futexes (`FUTEX_WAIT_BITSET`, absolute
 //!   `CLOCK_MONOTONIC` deadlines, never `FUTEX_PRIVATE_FLAG`), process
 //!   identity from `/proc`, and arenas kept in `mmap`'d files on tmpfs.
+//! - [`Ipc`]: the safe Rust API, one method per System V call.
 #![deny(missing_docs)]
 
 #[cfg(target_os = "linux")]
+mod ipc;
+#[cfg(target_os = "linux")]
 pub mod linux;
 
+#[cfg(target_os = "linux")]
+pub use ipc::Ipc;
 #[cfg(target_os = "linux")]
 pub use linux::{default_arena_path, ArenaError, ArenaFile, Credentials, LinuxHost, ARENA_ENV};
 pub use usysv_core;

@@ -4,7 +4,7 @@ mod arena_file;
 mod futex;
 mod process;
 
-pub use arena_file::{default_arena_path, ArenaError, ArenaFile, ARENA_ENV};
+pub use arena_file::{default_arena_path, ArenaError, ArenaFile, ArenaProblem, ARENA_ENV};
 pub use process::Credentials;
 
 use core::sync::atomic::AtomicU32;
