@@ -3,8 +3,8 @@
 //! Every row runs the same work on a usysv arena and on the kernel's System V
 //! IPC (and, where it is the natural yardstick, on POSIX semaphores), one
 //! after the other, and prints both. Processes are made with `fork`; each
-//! child opens the arena afresh (a registration is per process) and leaves
-//! with `_exit`.
+//! child opens the arena afresh (a registration is per process), reports a
+//! failure on one line and leaves with `_exit`.
 
 use std::time::{Duration, Instant};
 
@@ -26,10 +26,10 @@ Measures usysv and the kernel's System V IPC side by side and prints a table:
 S is the time per measurement (default 1). The arena defaults to a fresh
 temporary one, removed afterwards.";
 
-/// A semaphore set, in usysv or in the kernel.
+/// A semaphore set, in usysv or in the kernel. Failures are one line of text.
 trait Sems {
-    fn op(&self, num: u16, delta: i16);
-    fn set(&self, num: i32, value: i32);
+    fn op(&self, num: u16, delta: i16) -> Result<(), String>;
+    fn set(&self, num: i32, value: i32) -> Result<(), String>;
 }
 
 /// A usysv set, with this process's own registration in the arena.
@@ -39,19 +39,21 @@ struct Usysv {
 }
 
 impl Sems for Usysv {
-    fn op(&self, num: u16, delta: i16) {
+    fn op(&self, num: u16, delta: i16) -> Result<(), String> {
         let sop = SemBuf {
             sem_num: num,
             sem_op: delta,
             sem_flg: 0,
         };
-        self.ipc.semop(self.id, &[sop]).expect("usysv semop");
+        self.ipc
+            .semop(self.id, &[sop])
+            .map_err(|err| format!("usysv semop: {err}"))
     }
 
-    fn set(&self, num: i32, value: i32) {
+    fn set(&self, num: i32, value: i32) -> Result<(), String> {
         self.ipc
             .semctl_setval(self.id, num, value)
-            .expect("usysv SETVAL");
+            .map_err(|err| format!("usysv SETVAL: {err}"))
     }
 }
 
@@ -61,16 +63,44 @@ struct Kernel {
     id: i32,
 }
 
+impl Sems for Kernel {
+    fn op(&self, num: u16, delta: i16) -> Result<(), String> {
+        let mut sop = libc::sembuf {
+            sem_num: num,
+            sem_op: delta,
+            sem_flg: 0,
+        };
+        // SAFETY: one valid sembuf.
+        match unsafe { libc::semop(self.id, &mut sop, 1) } {
+            0 => Ok(()),
+            _ => Err(format!("kernel semop: {}", std::io::Error::last_os_error())),
+        }
+    }
+
+    fn set(&self, num: i32, value: i32) -> Result<(), String> {
+        // SAFETY: SETVAL takes the value as its fourth (int) argument.
+        match unsafe { libc::semctl(self.id, num, libc::SETVAL, value) } {
+            0 => Ok(()),
+            _ => Err(format!(
+                "kernel SETVAL: {}",
+                std::io::Error::last_os_error()
+            )),
+        }
+    }
+}
+
 /// A kernel set, removed on drop.
 struct KernelSet(Kernel);
 
 impl KernelSet {
-    fn new(nsems: i32) -> Result<KernelSet, Failure> {
+    fn new(nsems: i32) -> Result<KernelSet, String> {
         // SAFETY: plain system call with integer arguments.
         let id = unsafe { libc::semget(IPC_PRIVATE, nsems, IPC_CREAT | 0o600) };
         if id < 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(Failure::failed(format!("kernel semget: {err}")));
+            return Err(format!(
+                "kernel semget: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         Ok(KernelSet(Kernel { id }))
     }
@@ -83,60 +113,38 @@ impl Drop for KernelSet {
     }
 }
 
-impl Sems for Kernel {
-    fn op(&self, num: u16, delta: i16) {
-        let mut sop = libc::sembuf {
-            sem_num: num,
-            sem_op: delta,
-            sem_flg: 0,
-        };
-        // SAFETY: one valid sembuf.
-        let ret = unsafe { libc::semop(self.id, &mut sop, 1) };
-        assert!(
-            ret == 0,
-            "kernel semop: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-
-    fn set(&self, num: i32, value: i32) {
-        // SAFETY: SETVAL takes the value as its fourth (int) argument.
-        let ret = unsafe { libc::semctl(self.id, num, libc::SETVAL, value) };
-        assert!(
-            ret == 0,
-            "kernel SETVAL: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
+/// Makes a child's own handle on the semaphores, after the fork.
+type ChildSems<'a> = &'a dyn Fn() -> Result<Box<dyn Sems>, String>;
 
 /// Runs `body` repeatedly for about `time` and returns nanoseconds per call.
-fn per_call(time: Duration, mut body: impl FnMut()) -> f64 {
+fn per_call(time: Duration, mut body: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
     let mut calls = 0u64;
     let start = Instant::now();
     let mut batch = 1u64;
     while start.elapsed() < time {
         for _ in 0..batch {
-            body();
+            body()?;
         }
         calls += batch;
         batch = (batch * 2).min(1 << 16);
     }
-    start.elapsed().as_nanos() as f64 / calls as f64
+    Ok(start.elapsed().as_nanos() as f64 / calls as f64)
 }
 
-fn uncontended(sems: &dyn Sems, time: Duration) -> f64 {
-    sems.set(0, 1);
+fn uncontended(sems: &dyn Sems, time: Duration) -> Result<f64, String> {
+    sems.set(0, 1)?;
     per_call(time, || {
-        sems.op(0, -1);
-        sems.op(0, 1);
+        sems.op(0, -1)?;
+        sems.op(0, 1)
     })
 }
 
-fn posix_uncontended(time: Duration) -> f64 {
+fn posix_uncontended(time: Duration) -> Result<f64, String> {
     let mut sem = std::mem::MaybeUninit::<libc::sem_t>::uninit();
     // SAFETY: initialising a process-private semaphore in memory we own.
-    unsafe { libc::sem_init(sem.as_mut_ptr(), 0, 1) };
+    if unsafe { libc::sem_init(sem.as_mut_ptr(), 0, 1) } != 0 {
+        return Err(format!("sem_init: {}", std::io::Error::last_os_error()));
+    }
     let sem = sem.as_mut_ptr();
     let ns = per_call(time, || {
         // SAFETY: `sem` was initialised above and lives until sem_destroy.
@@ -144,60 +152,71 @@ fn posix_uncontended(time: Duration) -> f64 {
             libc::sem_wait(sem);
             libc::sem_post(sem);
         }
+        Ok(())
     });
     // SAFETY: no one waits on it.
     unsafe { libc::sem_destroy(sem) };
     ns
 }
 
-/// Forks a child that runs `child` and leaves with `_exit(0)`.
-fn fork(child: impl FnOnce()) -> libc::pid_t {
+/// Forks a child that runs `child` and leaves with `_exit`: 0, or 1 after
+/// printing its failure on one line.
+fn fork(child: impl FnOnce() -> Result<(), String>) -> Result<libc::pid_t, String> {
     // SAFETY: the bench is single-threaded when it forks; the child only runs
     // `child` (system calls and the arena) and leaves with `_exit`, running no
     // destructor of the parent's state.
     let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        child();
-        // SAFETY: ends the child at once.
-        unsafe { libc::_exit(0) };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
     }
-    pid
+    if pid == 0 {
+        let status = match child() {
+            Ok(()) => 0,
+            Err(err) => {
+                eprintln!("usysv: bench process {}: {err}", std::process::id());
+                1
+            }
+        };
+        // SAFETY: ends the child at once.
+        unsafe { libc::_exit(status) };
+    }
+    Ok(pid)
 }
 
-fn reap(pid: libc::pid_t) {
+fn reap(pid: libc::pid_t) -> Result<(), String> {
     let mut status = 0;
     // SAFETY: waiting for our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "benchmark child failed (status {status:#x})"
-    );
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "bench process {pid} failed (wait status {status:#x})"
+        ))
+    }
 }
-
-/// Makes a child's own handle on the semaphores, after the fork.
-type ChildSems<'a> = &'a dyn Fn() -> Box<dyn Sems>;
 
 /// Two processes pass a token through semaphores 0 and 1; returns
 /// nanoseconds per round trip.
-fn ping_pong(sems: &dyn Sems, child_sems: ChildSems<'_>, rounds: u32) -> f64 {
-    sems.set(0, 0);
-    sems.set(1, 0);
+fn ping_pong(sems: &dyn Sems, child_sems: ChildSems<'_>, rounds: u32) -> Result<f64, String> {
+    sems.set(0, 0)?;
+    sems.set(1, 0)?;
     let child = fork(|| {
-        let sems = child_sems();
+        let sems = child_sems()?;
         for _ in 0..rounds {
-            sems.op(0, -1);
-            sems.op(1, 1);
+            sems.op(0, -1)?;
+            sems.op(1, 1)?;
         }
-    });
+        Ok(())
+    })?;
     let start = Instant::now();
     for _ in 0..rounds {
-        sems.op(0, 1);
-        sems.op(1, -1);
+        sems.op(0, 1)?;
+        sems.op(1, -1)?;
     }
     let elapsed = start.elapsed();
-    reap(child);
-    elapsed.as_nanos() as f64 / f64::from(rounds)
+    reap(child)?;
+    Ok(elapsed.as_nanos() as f64 / f64::from(rounds))
 }
 
 /// `workers` processes take turns on binary semaphore 0 for `time`; returns
@@ -208,52 +227,56 @@ fn contention(
     child_sems: ChildSems<'_>,
     workers: usize,
     time: Duration,
-) -> (f64, f64) {
-    sems.set(0, 1);
+) -> Result<(f64, f64), String> {
+    sems.set(0, 1)?;
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
     let start_at = Instant::now() + Duration::from_millis(100);
-    let children: Vec<_> = (0..workers)
+    let children = (0..workers)
         .map(|_| {
             fork(|| {
-                let sems = child_sems();
+                let sems = child_sems()?;
                 while Instant::now() < start_at {
                     std::hint::spin_loop();
                 }
                 let end = start_at + time;
                 let mut count: u64 = 0;
                 while Instant::now() < end {
-                    sems.op(0, -1);
+                    sems.op(0, -1)?;
                     count += 1;
-                    sems.op(0, 1);
+                    sems.op(0, 1)?;
                 }
                 let bytes = count.to_ne_bytes();
                 // SAFETY: writing 8 bytes from a live buffer to the pipe.
                 unsafe { libc::write(fds[1], bytes.as_ptr().cast(), 8) };
+                Ok(())
             })
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>();
+    // SAFETY: our own descriptor; the children hold their copies. With it
+    // closed, a child that dies makes the read below end instead of hang.
+    unsafe { libc::close(fds[1]) };
     let mut counts = Vec::new();
     for _ in 0..workers {
         let mut bytes = [0u8; 8];
         // SAFETY: reading 8 bytes into a live buffer.
-        let got = unsafe { libc::read(fds[0], bytes.as_mut_ptr().cast(), 8) };
-        assert_eq!(got, 8, "a benchmark child died");
+        if unsafe { libc::read(fds[0], bytes.as_mut_ptr().cast(), 8) } != 8 {
+            break;
+        }
         counts.push(u64::from_ne_bytes(bytes));
     }
-    for child in children {
-        reap(child);
-    }
-    // SAFETY: our own descriptors.
-    unsafe {
-        libc::close(fds[0]);
-        libc::close(fds[1]);
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fds[0]) };
+    for child in children? {
+        reap(child)?;
     }
     let total: u64 = counts.iter().sum();
     let least = *counts.iter().min().unwrap_or(&0) as f64;
     let most = *counts.iter().max().unwrap_or(&1) as f64;
-    (total as f64 / time.as_secs_f64(), least / most.max(1.0))
+    Ok((total as f64 / time.as_secs_f64(), least / most.max(1.0)))
 }
 
 pub fn run(args: &[&str]) -> Result<(), Failure> {
@@ -262,53 +285,70 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
         return Ok(());
     }
     let opts = Options::parse(args, &["arena", "seconds"])?;
-    let seconds = opts.number("seconds")?.unwrap_or(1).max(1);
+    let seconds = opts.number("seconds")?.unwrap_or(1).clamp(1, 3600);
     let time = Duration::from_secs(seconds);
-    let scratch = std::env::temp_dir().join(format!("usysv-bench-{}", std::process::id()));
     let (path, temporary) = match opts.value("arena") {
         Some(path) => (std::path::PathBuf::from(path), false),
-        None => (scratch, true),
+        None => {
+            let name = format!("usysv-bench-{}", std::process::id());
+            (std::env::temp_dir().join(name), true)
+        }
     };
     let ipc = Ipc::open(&path, &Limits::default(), 0o600)?;
     let id = ipc
         .semget(IPC_PRIVATE, 2, IPC_CREAT | 0o600)
         .map_err(|err| Failure::failed(format!("semget: {err}")))?;
     let ours = Usysv { ipc, id };
-    let kernel = KernelSet::new(2)?;
-    let theirs = kernel.0;
-    let child_usysv = || -> Box<dyn Sems> {
-        let ipc = Ipc::open(&path, &Limits::default(), 0o600).expect("open the arena");
-        Box::new(Usysv { ipc, id })
+    let kernel = KernelSet::new(2).map_err(Failure::failed)?;
+    let child_usysv = || -> Result<Box<dyn Sems>, String> {
+        let ipc = Ipc::open(&path, &Limits::default(), 0o600).map_err(|err| err.to_string())?;
+        Ok(Box::new(Usysv { ipc, id }))
     };
-    let child_kernel = || -> Box<dyn Sems> { Box::new(theirs) };
+    let theirs = kernel.0;
+    let child_kernel = || -> Result<Box<dyn Sems>, String> { Ok(Box::new(theirs)) };
+    let measured = measure(&ours, &theirs, &child_usysv, &child_kernel, time, seconds);
+    let _ = ours.ipc.semctl_rmid(id);
+    drop(ours);
+    drop(kernel);
+    if temporary {
+        let _ = std::fs::remove_file(&path);
+    }
+    measured.map_err(Failure::failed)
+}
 
-    println!(
-        "usysv bench: semaphores, {} cores, {seconds} s per measurement",
-        cores()
-    );
+fn measure(
+    ours: &Usysv,
+    theirs: &Kernel,
+    child_usysv: ChildSems<'_>,
+    child_kernel: ChildSems<'_>,
+    time: Duration,
+    seconds: u64,
+) -> Result<(), String> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!("usysv bench: semaphores, {cores} cores, {seconds} s per measurement");
     println!(
         "{:<44} {:>12} {:>12} {:>9}",
         "benchmark", "usysv", "kernel", "speed-up"
     );
 
-    let (u, k) = (uncontended(&ours, time), uncontended(&theirs, time));
+    let (u, k) = (uncontended(ours, time)?, uncontended(theirs, time)?);
     row("uncontended semop -1/+1 pair (ns)", u, k, k / u);
+    let posix = posix_uncontended(time)?;
     println!(
-        "{:<44} {:>12.1}",
-        "  POSIX sem_wait/sem_post pair (ns)",
-        posix_uncontended(time)
+        "{:<44} {posix:>12.1}",
+        "  POSIX sem_wait/sem_post pair (ns)"
     );
 
     let rounds = (20_000 * seconds) as u32;
     let (u, k) = (
-        ping_pong(&ours, &child_usysv, rounds),
-        ping_pong(&theirs, &child_kernel, rounds),
+        ping_pong(ours, child_usysv, rounds)?,
+        ping_pong(theirs, child_kernel, rounds)?,
     );
     row("two-process ping-pong round trip (ns)", u, k, k / u);
 
     let (u, k) = (
-        contention(&ours, &child_usysv, 4, time),
-        contention(&theirs, &child_kernel, 4, time),
+        contention(ours, child_usysv, 4, time)?,
+        contention(theirs, child_kernel, 4, time)?,
     );
     row(
         "4 processes, one binary semaphore (k/s)",
@@ -320,20 +360,9 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
         "{:<44} {:>12.2} {:>12.2}",
         "  fairness: least / most served", u.1, k.1
     );
-
-    let _ = ours.ipc.semctl_rmid(id);
-    drop(ours);
-    drop(kernel);
-    if temporary {
-        let _ = std::fs::remove_file(&path);
-    }
     Ok(())
 }
 
 fn row(name: &str, ours: f64, theirs: f64, speedup: f64) {
     println!("{name:<44} {ours:>12.1} {theirs:>12.1} {speedup:>8.1}x");
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
 }

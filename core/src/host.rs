@@ -52,6 +52,13 @@ pub struct ProcessId {
     pub start: u64,
 }
 
+/// The program image a process runs: it changes at `execve`, while the pid
+/// and start time stay (Linux: bytes of `AT_RANDOM`). Two registrations with
+/// the same process and image belong to one program and share a slot; the
+/// same process with another image has exec'd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Image(pub u32);
+
 /// Whether a process is still running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Liveness {
@@ -71,6 +78,16 @@ pub trait Host: Waiter {
 
     /// The calling process.
     fn current_process(&self) -> ProcessId;
+
+    /// The calling process's program image.
+    fn current_image(&self) -> Image;
+
+    /// A number that changes in the child of every `fork` (0 where there is
+    /// no fork): a namespace whose number changed belongs to the parent and
+    /// registers the child afresh.
+    fn fork_generation(&self) -> u32 {
+        0
+    }
 
     /// Whether `process` still runs.
     fn liveness(&self, process: ProcessId) -> Liveness;

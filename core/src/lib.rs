@@ -35,7 +35,7 @@ mod tests;
 mod tests_sem;
 
 use core::fmt;
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 pub use check::{Area, CheckSummary, Problem, Severity};
 pub use errno::{Errno, Result};
@@ -86,10 +86,13 @@ pub struct Namespace<'m, H: Host> {
     pub(crate) arena: Arena<'m>,
     pub(crate) layout: Layout,
     pub(crate) host: H,
-    pub(crate) me: Tag,
-    /// This process's pid, read once (`sempid` and friends need it on every
-    /// operation, and `getpid()` is a system call).
-    pub(crate) pid: u32,
+    /// This process's registry tag (raw), and its pid, read once (`sempid`
+    /// and friends need it on every operation, and `getpid()` is a system
+    /// call). Both change in the child of a `fork`, which registers afresh.
+    me: AtomicU32,
+    pid: AtomicU32,
+    /// The host's fork generation when `me` and `pid` were set.
+    fork_generation: AtomicU32,
     pub(crate) registry: Registry<'m>,
 }
 
@@ -132,16 +135,18 @@ impl<'m, H: Host> Namespace<'m, H> {
             Off::new(layout.registry_slots()),
             layout.limits.procs,
         );
+        let fork_generation = host.fork_generation();
         let process = host.current_process();
         let me = registry
-            .register(process)
+            .register(process, host.current_image())
             .map_err(|_| OpenError::NoProcessSlot)?;
         Ok(Namespace {
             arena,
             layout,
             host,
-            me,
-            pid: process.pid,
+            me: AtomicU32::new(me.raw()),
+            pid: AtomicU32::new(process.pid),
+            fork_generation: AtomicU32::new(fork_generation),
             registry,
         })
     }
@@ -161,9 +166,33 @@ impl<'m, H: Host> Namespace<'m, H> {
         &self.host
     }
 
+    /// This process's registry tag and pid. In the child of a `fork` the
+    /// first call registers the child (`ENOSPC` if no slot is free).
+    #[inline]
+    pub(crate) fn identity(&self) -> Result<(Tag, u32)> {
+        if self.host.fork_generation() != self.fork_generation.load(Ordering::Relaxed) {
+            self.register_forked_child()?;
+        }
+        Ok((
+            Tag::from_raw(self.me.load(Ordering::Relaxed)),
+            self.pid.load(Ordering::Relaxed),
+        ))
+    }
+
+    #[cold]
+    fn register_forked_child(&self) -> Result<()> {
+        let generation = self.host.fork_generation();
+        let process = self.host.current_process();
+        let tag = self.registry.register(process, self.host.current_image())?;
+        self.me.store(tag.raw(), Ordering::Relaxed);
+        self.pid.store(process.pid, Ordering::Relaxed);
+        self.fork_generation.store(generation, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// This process's registry tag.
-    pub fn tag(&self) -> Tag {
-        self.me
+    pub fn tag(&self) -> Result<Tag> {
+        Ok(self.identity()?.0)
     }
 
     /// When the arena was created (wall-clock seconds).
@@ -178,7 +207,18 @@ impl<'m, H: Host> Namespace<'m, H> {
 }
 
 impl<H: Host> Drop for Namespace<'_, H> {
+    /// Leaves the arena. The program's last registration to leave applies the
+    /// process's `SEM_UNDO` adjustments, as the kernel does at exit, and frees
+    /// its slot. A namespace inherited across `fork` and never used by the
+    /// child leaves nothing: the registration is the parent's.
     fn drop(&mut self) {
-        self.registry.unregister(self.me);
+        if self.host.fork_generation() != self.fork_generation.load(Ordering::Relaxed) {
+            return;
+        }
+        let me = Tag::from_raw(self.me.load(Ordering::Relaxed));
+        if let Some(slot) = self.registry.leave(me) {
+            self.settle_undo(slot);
+            self.registry.free(slot);
+        }
     }
 }

@@ -192,7 +192,7 @@ impl<'m> LockView<'m> {
     /// over and rolled back.
     fn acquire<H: Host>(&self, ns: &Namespace<'m, H>, parent: Option<LockView<'m>>) -> Result<()> {
         let word = self.owner.atomic();
-        let me = ns.me.raw();
+        let me = ns.identity()?.0.raw();
         if word
             .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
@@ -276,7 +276,7 @@ impl<'m> LockView<'m> {
             .atomic()
             .compare_exchange(
                 seen,
-                ns.me.raw() | CONTENDED,
+                ns.identity()?.0.raw() | CONTENDED,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             )

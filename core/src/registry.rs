@@ -10,24 +10,35 @@
 //!
 //! - `pid == 0`: free.
 //! - `pid != 0`: taken. The taker claims the slot with a compare-and-swap of
-//!   `pid` from 0, then writes `start`, then publishes the new `generation`
-//!   with a release store; tags made from a slot carry that generation.
+//!   `pid` from 0, then writes `start` and `image`, then publishes the new
+//!   `generation` with a release store; tags made from a slot carry that
+//!   generation.
+//!
+//! # One slot per process
+//!
+//! Kernel System V IPC keeps per-process state (`SEM_UNDO` adjustments), so
+//! every registration of one program shares its slot (`users` counts them).
+//! After `execve` the process keeps its pid and start time but runs a new
+//! image: the new image adopts the slot — and its undo list, which survives
+//! exec as the kernel's does — with a new generation, so that locks the old
+//! image held are seen to have a dead owner.
 //!
 //! A bitmap beside the slots marks every slot ever taken; scans of the
 //! registry visit only those, so they touch no page of slots never used (the
 //! arena file stays sparse). A bit is set before its slot is claimed and
 //! never cleared, so it is a hint that cannot hide a taken slot.
 //!
-//! Undo lists and shared memory attachments will hang off the slot (they are
-//! the work of the IPC kinds); reaping a dead process's slot is the lifecycle
-//! layer's job. Until then a slot is freed by [`crate::Namespace`] when the
-//! process detaches.
+//! Undo lists hang off the slot (shared memory attachments will too);
+//! reaping a dead process's slot is the lifecycle layer's job. Until then a
+//! slot is freed by [`crate::Namespace`] when the program's last registration
+//! leaves.
 
 use core::sync::atomic::Ordering;
 
 use crate::arena::{Arena, Off, Record, Word, Word64};
 use crate::errno::{Errno, Result};
-use crate::host::{Host, Liveness, ProcessId};
+use crate::host::{Host, Image, Liveness, ProcessId};
+use crate::lock::LockRecord;
 
 /// One process slot.
 #[repr(C)]
@@ -35,9 +46,17 @@ pub struct ProcSlot {
     pid: Word,
     generation: Word,
     start: Word64,
+    image: Word,
+    /// Registrations of this image that have not left.
+    users: Word,
+    /// The process's first undo record (see `sem`), under `lock`.
+    pub(crate) undo_head: Word,
+    spare: Word,
+    /// Protects the process's lists (its undo records).
+    pub(crate) lock: LockRecord<8>,
 }
 
-// SAFETY: `repr(C)`, four words, no padding.
+// SAFETY: `repr(C)`, words and a lock record, no padding.
 unsafe impl Record for ProcSlot {}
 
 /// Bits of a tag that hold the slot number plus one.
@@ -124,10 +143,22 @@ impl<'m> Registry<'m> {
         self.arena.get(self.base.index(index)?)
     }
 
-    /// Takes a free slot for `process`; `ENOSPC` when every slot is taken.
-    pub(crate) fn register(&self, process: ProcessId) -> Result<Tag> {
+    /// The slot of `process` running `image`: its own if this image already
+    /// registered (shared), the one its previous image left (adopted after
+    /// `execve`), or a free one; `ENOSPC` when every slot is taken.
+    pub(crate) fn register(&self, process: ProcessId, image: Image) -> Result<Tag> {
         if process.pid == 0 {
             return Err(Errno::EINVAL);
+        }
+        if let Some((index, _)) = self.live_slots().find(|(_, p)| *p == process) {
+            let slot = self.slot(index)?;
+            if slot.image.get() == image.0 {
+                slot.users.atomic().fetch_add(1, Ordering::AcqRel);
+                return Ok(Tag::new(index, slot.generation.get()));
+            }
+            slot.image.set(image.0);
+            slot.users.set(1);
+            return Ok(Tag::new(index, self.next_generation(slot)));
         }
         let first = process.pid % self.count;
         for step in 0..self.count {
@@ -149,26 +180,41 @@ impl<'m> Registry<'m> {
                 continue;
             }
             slot.start.set(process.start);
-            let generation = match (slot.generation.get().wrapping_add(1)) & GENERATION_MASK {
-                0 => 1,
-                g => g,
-            };
-            slot.generation
-                .atomic()
-                .store(generation, Ordering::Release);
-            return Ok(Tag::new(index, generation));
+            slot.image.set(image.0);
+            slot.users.set(1);
+            return Ok(Tag::new(index, self.next_generation(slot)));
         }
         Err(Errno::ENOSPC)
     }
 
-    /// Frees the slot named by `tag` if it is still this generation's.
-    pub(crate) fn unregister(&self, tag: Tag) {
-        let Some(slot) = tag.slot().and_then(|index| self.slot(index).ok()) else {
-            return;
+    fn next_generation(&self, slot: &ProcSlot) -> u32 {
+        let generation = match (slot.generation.get().wrapping_add(1)) & GENERATION_MASK {
+            0 => 1,
+            g => g,
         };
-        if slot.generation.atomic().load(Ordering::Acquire) == tag.generation() {
-            slot.pid.atomic().store(0, Ordering::Release);
-        }
+        slot.generation
+            .atomic()
+            .store(generation, Ordering::Release);
+        generation
+    }
+
+    /// The slot `tag` names, if it is still that generation's.
+    pub(crate) fn slot_of(&self, tag: Tag) -> Option<&'m ProcSlot> {
+        let slot = self.slot(tag.slot()?).ok()?;
+        (slot.generation.atomic().load(Ordering::Acquire) == tag.generation()).then_some(slot)
+    }
+
+    /// Ends one registration of the slot `tag` names. Returns the slot when it
+    /// was the last, for the caller to settle the process's state (its undo
+    /// list) and then [`Registry::free`] it.
+    pub(crate) fn leave(&self, tag: Tag) -> Option<&'m ProcSlot> {
+        let slot = self.slot_of(tag)?;
+        (slot.users.atomic().fetch_sub(1, Ordering::AcqRel) == 1).then_some(slot)
+    }
+
+    /// Frees a slot whose process has left.
+    pub(crate) fn free(&self, slot: &ProcSlot) {
+        slot.pid.atomic().store(0, Ordering::Release);
     }
 
     /// What the owner tag of a lock word refers to.

@@ -19,8 +19,13 @@
 //!   themselves: a result above SEMVMX is `ERANGE`.
 //! - `sem_otime` stays 0 until the first successful `semop`; `sempid` is the
 //!   pid of the last process that operated on each semaphore.
-//! - `SEM_UNDO` is not implemented yet: a call that asks for it fails with
-//!   `ENOSYS` rather than silently dropping the adjustment.
+//! - `SEM_UNDO` records, per process and set, the opposite of each
+//!   operation; an adjustment past ±SEMAEM is `ERANGE`. When the process
+//!   leaves (its last [`Namespace`] drops) the adjustments are applied and
+//!   each result clamped to 0..=SEMVMX. `SETVAL` clears every process's
+//!   adjustment of that semaphore, `SETALL` all of the set's. Adjustments are
+//!   the process's, shared by its threads, kept across `execve`, and not
+//!   inherited by a `fork` child.
 //!
 //! # Internals
 //!
@@ -45,7 +50,14 @@
 //! freezes the inline words (sets `SLOW` on each), so their values hold still
 //! while several are read and written; it thaws them when it is done and no
 //! waiter is queued. A holder that dies leaves them frozen; the next locked
-//! operation thaws them, so the fast path comes back on its own. A caller that must wait allocates a waiter record — its
+//! operation thaws them, so the fast path comes back on its own.
+//!
+//! **Undo records** are heap blocks on two lists: the process's (under the
+//! lock in its registry slot) and the set's (under the set's lock). The
+//! adjustments in a record count only while it is `linked` on the set's list:
+//! `SETALL` detaches every record, a removed set makes its id stale, and a
+//! record applied at exit is detached in the same critical section, so it is
+//! never applied twice. Lock order: set, then process, then heap. A caller that must wait allocates a waiter record — its
 //! operations, its pid, a status word it sleeps on, and room to journal its
 //! own completion — and links it at the tail of the queue.
 //!
@@ -84,6 +96,7 @@ use crate::host::{Deadline, Host, Wake};
 use crate::ids::{Kind, Object, ObjectTxn};
 use crate::lock::{JournalEntry, Txn};
 use crate::perm::{Cred, IpcPerm, IPC_NOWAIT};
+use crate::registry::Tag;
 use crate::Namespace;
 
 /// `SEM_UNDO`: undo the operation when the process exits.
@@ -163,7 +176,7 @@ pub enum SemQuery {
 
 /// Sets of up to this many semaphores keep them inline in the slot, where the
 /// lock-free fast path can reach them.
-pub const INLINE_SEMS: usize = (crate::ids::EXT_WORDS - 6) / 2;
+pub const INLINE_SEMS: usize = (crate::ids::EXT_WORDS - 8) / 2;
 
 /// A set's part of its object slot.
 #[repr(C)]
@@ -174,6 +187,9 @@ struct SemSet {
     otime: Word64,
     head: Word,
     tail: Word,
+    /// The first undo record on the set's list.
+    undo_head: Word,
+    spare: Word,
     values: [Word; INLINE_SEMS],
     pids: [Word; INLINE_SEMS],
 }
@@ -202,11 +218,30 @@ struct Waiter {
     nsops: Word,
     blocking: Word,
     alter: Word,
-    spare: Word,
+    /// The waiter's undo record for the set, if its operations use SEM_UNDO.
+    undo: Word,
 }
 
 // SAFETY: `repr(C)`, eight words, no padding.
 unsafe impl Record for Waiter {}
+
+/// The head of an undo record; `nsems` adjustments (`i32` as `u32`) follow.
+#[repr(C)]
+struct UndoRecord {
+    /// The process's next record (under the process's lock).
+    proc_next: Word,
+    /// Links on the set's list (under the set's lock).
+    set_next: Word,
+    set_prev: Word,
+    semid: Word,
+    /// 1 while on the set's list: the adjustments count only then.
+    linked: Word,
+    nsems: Word,
+    spare: [Word; 2],
+}
+
+// SAFETY: `repr(C)`, eight words, no padding.
+unsafe impl Record for UndoRecord {}
 
 /// One operation as a waiter record stores it: `sem_num | sem_op << 16`, then
 /// the flags.
@@ -238,14 +273,16 @@ const ASLEEP: u32 = u32::MAX - 1;
 const OWNER_SET: u32 = 1;
 const OWNER_WAITER: u32 = 5;
 const OWNER_SCRATCH: u32 = 6;
+const OWNER_UNDO: u32 = 7;
 
 /// Inline journal entries of an object lock.
 const INLINE_JOURNAL: u32 = 32;
 
-/// Journal entries needed to apply `nsops` operations (a value and a pid
-/// each), with room for the queue links and status of a completion.
+/// Journal entries needed to apply `nsops` operations (a value, a pid and an
+/// adjustment each), with room for the queue links, the status of a
+/// completion and relinking an undo record.
 fn journal_entries(nsops: u32) -> u32 {
-    2 * nsops + 8
+    3 * nsops + 12
 }
 
 /// How often a sleeper wakes on its own to check on the queue.
@@ -314,6 +351,23 @@ enum Storage<'m> {
     },
     /// In a heap block.
     Heap(&'m [Sem]),
+}
+
+/// A heap block lent to a journal for one critical section.
+struct Scratch {
+    at: u32,
+    entries: u32,
+    owner: BlockOwner,
+}
+
+impl Scratch {
+    fn lend<H: Host>(&self, st: &mut SetTxn<'_, '_, H>) -> Result<()> {
+        st.txn().lend_overflow(self.at, self.entries)
+    }
+
+    fn free<H: Host>(self, ns: &Namespace<'_, H>) -> Result<()> {
+        ns.heap_free(self.at, self.owner)
+    }
 }
 
 /// A set, resolved and checked.
@@ -510,12 +564,14 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     /// `semop`: [`Namespace::semtimedop`] without a timeout.
+    #[inline]
     pub fn semop(&self, semid: i32, sops: &[SemBuf], cred: &Cred<'_>) -> Result<()> {
         self.semtimedop(semid, sops, None, cred)
     }
 
     /// `semtimedop`: applies `sops` to set `semid` all at once, waiting (at
     /// most `timeout`) until they can be.
+    #[inline]
     pub fn semtimedop(
         &self,
         semid: i32,
@@ -523,9 +579,9 @@ impl<'m, H: Host> Namespace<'m, H> {
         timeout: Option<Timeout>,
         cred: &Cred<'_>,
     ) -> Result<()> {
-        // The fast path first: it takes only calls that pass every check
-        // below (one operation, no SEM_UNDO, no bad timeout) and that can
-        // proceed at once, so the timeout never matters to it.
+        // The fast path first: it takes only calls that pass every check of
+        // the locked path (one operation, no SEM_UNDO, no bad timeout) and
+        // that can proceed at once, so the timeout never matters to it.
         if let [op] = sops {
             if op.sem_flg & SEM_UNDO == 0 && timeout.is_none_or(|t| valid_timeout(&t)) {
                 if let Some(done) = self.semop_fast(semid, op, cred) {
@@ -533,6 +589,17 @@ impl<'m, H: Host> Namespace<'m, H> {
                 }
             }
         }
+        self.semtimedop_locked(semid, sops, timeout, cred)
+    }
+
+    #[inline(never)]
+    fn semtimedop_locked(
+        &self,
+        semid: i32,
+        sops: &[SemBuf],
+        timeout: Option<Timeout>,
+        cred: &Cred<'_>,
+    ) -> Result<()> {
         if sops.is_empty() {
             return Err(Errno::EINVAL);
         }
@@ -552,16 +619,13 @@ impl<'m, H: Host> Namespace<'m, H> {
         if semid < 0 {
             return Err(Errno::EINVAL);
         }
-        if sops.iter().any(|op| op.sem_flg & SEM_UNDO != 0) {
-            return Err(Errno::ENOSYS);
-        }
         let nsops = sops.len() as u32;
         // A call that changes more words than the inline journal holds lends it room.
         let scratch_owner = BlockOwner {
             kind: OWNER_SCRATCH,
-            id: self.pid,
+            id: self.identity()?.1,
         };
-        let scratch = if 2 * nsops + 2 > INLINE_JOURNAL {
+        let scratch = if journal_entries(nsops) > INLINE_JOURNAL {
             Some(self.heap_alloc(journal_entries(nsops) * JournalEntry::SIZE, scratch_owner)?)
         } else {
             None
@@ -587,6 +651,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         if !object.allows(cred, access) {
             return None;
         }
+        let me = self.identity().ok()?.1;
         let seq = semid as u32 / crate::limits::IPCMNI;
         let word = set.values[num].atomic();
         let mut seen = word.load(Ordering::Acquire);
@@ -617,8 +682,8 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         // Done; the rest is bookkeeping, in type-stable slot memory.
         let pid = &set.pids[num];
-        if pid.get() != self.pid {
-            pid.set(self.pid);
+        if pid.get() != me {
+            pid.set(me);
         }
         let now = self.host.wall_clock() as u64;
         if set.otime.get() != now {
@@ -638,6 +703,8 @@ impl<'m, H: Host> Namespace<'m, H> {
         let nsops = sops.len() as u32;
         let max = sops.iter().map(|op| op.sem_num).max().unwrap_or(0);
         let alter = sops.iter().any(|op| op.sem_op != 0);
+        let undo = sops.iter().any(|op| op.sem_flg & SEM_UNDO != 0);
+        let (me, pid) = self.identity()?;
         let mut retries = 0;
         loop {
             let mut st = self.lock_set(semid)?;
@@ -648,15 +715,25 @@ impl<'m, H: Host> Namespace<'m, H> {
             if !st.locked.object.allows(cred, access) {
                 return Err(Errno::EACCES);
             }
+            let record = if undo {
+                Some(self.undo_record(&mut st, me)?)
+            } else {
+                None
+            };
             if let Some(scratch) = scratch {
                 st.txn().lend_overflow(scratch, journal_entries(nsops))?;
             }
+            let adjustments = match record {
+                Some(at) => Some(self.undo_at(at, semid)?.1),
+                None => None,
+            };
             let attempt = self.attempt(
                 &mut st.locked.txn,
                 &st.view,
                 nsops,
                 |i| Ok(sops[i as usize]),
-                self.pid,
+                pid,
+                adjustments,
             )?;
             match attempt {
                 Attempt::Done => return self.finish(st, alter),
@@ -669,7 +746,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                     let seen = watched.map_or(0, Word::get);
                     for _ in 0..SPINS {
                         core::hint::spin_loop();
-                        if let [op] = sops {
+                        if let ([op], false) = (sops, undo) {
                             if let Some(done) = self.semop_fast(semid, op, cred) {
                                 return done;
                             }
@@ -679,15 +756,17 @@ impl<'m, H: Host> Namespace<'m, H> {
                     }
                 }
                 Attempt::Blocked(index) => {
-                    return self.sleep(st, sops, index, alter, deadline);
+                    return self.sleep(st, sops, index, alter, deadline, pid, record);
                 }
             }
         }
     }
 
     /// Tries `nsops` operations (the `i`th from `op(i)`) in order, as Linux
-    /// `perform_atomic_semop_slow`: on success the changes stay in the
-    /// section's journal; otherwise they are rolled back. The set is frozen.
+    /// `perform_atomic_semop_slow`, for process `pid` whose undo
+    /// `adjustments` for the set are given if any operation has `SEM_UNDO`:
+    /// on success the changes stay in the section's journal; otherwise they
+    /// are rolled back. The set is frozen.
     fn attempt(
         &self,
         txn: &mut Txn<'_, 'm, H>,
@@ -695,13 +774,15 @@ impl<'m, H: Host> Namespace<'m, H> {
         nsops: u32,
         op: impl Fn(u32) -> Result<SemBuf>,
         pid: u32,
+        adjustments: Option<&'m [Word]>,
     ) -> Result<Attempt> {
         let semvmx = self.layout.limits.semvmx as i32;
         let savepoint = txn.savepoint();
         let mut outcome = Attempt::Done;
         for index in 0..nsops {
             let op = op(index)?;
-            let word = set.value(usize::from(op.sem_num)).ok_or(Errno::CORRUPT)?;
+            let num = usize::from(op.sem_num);
+            let word = set.value(num).ok_or(Errno::CORRUPT)?;
             let seen = word.get();
             let value = (seen & VALUE) as i32;
             let blocked = if op.sem_op == 0 {
@@ -711,6 +792,16 @@ impl<'m, H: Host> Namespace<'m, H> {
                 if result > semvmx {
                     outcome = Attempt::Failed(Errno::ERANGE);
                     break;
+                }
+                if result >= 0 && op.sem_flg & SEM_UNDO != 0 {
+                    let adjustment = adjustments.and_then(|a| a.get(num)).ok_or(Errno::CORRUPT)?;
+                    // The undo is the opposite of every operation so far (SEMAEM = SEMVMX).
+                    let undo = adjustment.get() as i32 - i32::from(op.sem_op);
+                    if undo < -semvmx - 1 || undo > semvmx {
+                        outcome = Attempt::Failed(Errno::ERANGE);
+                        break;
+                    }
+                    txn.set(adjustment, undo as u32)?;
                 }
                 if result >= 0 {
                     txn.set(word, (seen & !VALUE) | result as u32)?;
@@ -794,8 +885,18 @@ impl<'m, H: Host> Namespace<'m, H> {
                         let ops = self.waiter_ops(at, nsops)?;
                         txn.lend_overflow(Self::waiter_journal(at, nsops), journal_entries(nsops))?;
                         let pid = waiter.pid.get();
-                        let result =
-                            self.attempt(txn, set, nsops, |i| Ok(decode(&ops[i as usize])), pid)?;
+                        let adjustments = match waiter.undo.get() {
+                            0 => None,
+                            at => Some(self.relink_undo(txn, set, at, semid)?),
+                        };
+                        let result = self.attempt(
+                            txn,
+                            set,
+                            nsops,
+                            |i| Ok(decode(&ops[i as usize])),
+                            pid,
+                            adjustments,
+                        )?;
                         let status = match result {
                             Attempt::Blocked(index) => {
                                 // Informational (GETNCNT/GETZCNT): no journal needed.
@@ -855,6 +956,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// Queues the caller (blocked on operation `blocking`) and waits until a
     /// waker completes its operations, the deadline passes, a signal arrives
     /// or the set goes.
+    #[allow(clippy::too_many_arguments)] // the blocked call, whole: splitting it would only rename it
     fn sleep(
         &self,
         mut st: SetTxn<'_, 'm, H>,
@@ -862,6 +964,8 @@ impl<'m, H: Host> Namespace<'m, H> {
         blocking: u32,
         alter: bool,
         deadline: Option<Deadline>,
+        pid: u32,
+        undo: Option<u32>,
     ) -> Result<()> {
         let semid = st.locked.object.id();
         let nsops = sops.len() as u32;
@@ -875,10 +979,11 @@ impl<'m, H: Host> Namespace<'m, H> {
         let waiter = self.arena.get(Off::<Waiter>::new(at))?;
         // A fresh block, reachable once linked (journaled, below).
         waiter.status.set(WAITING);
-        waiter.pid.set(self.pid);
+        waiter.pid.set(pid);
         waiter.nsops.set(nsops);
         waiter.blocking.set(blocking);
         waiter.alter.set(u32::from(alter));
+        waiter.undo.set(undo.unwrap_or(0));
         for (words, op) in self.waiter_ops(at, nsops)?.iter().zip(sops) {
             let (op, flags) = encode(op);
             words.op.set(op);
@@ -1176,35 +1281,51 @@ impl<'m, H: Host> Namespace<'m, H> {
         Ok(self.set_view(&locked.object)?.len() as u32)
     }
 
-    /// `semctl(SETVAL)`.
+    /// `semctl(SETVAL)`: also clears every process's adjustment of the semaphore.
     pub fn sem_setval(&self, semid: i32, semnum: i32, value: i32, cred: &Cred<'_>) -> Result<()> {
         if value < 0 || value > self.layout.limits.semvmx as i32 {
             return Err(Errno::ERANGE);
         }
+        let pid = self.identity()?.1;
         let mut st = self.lock_set(semid)?;
         let index = usize::try_from(semnum).map_err(|_| Errno::EINVAL)?;
-        let (Some(word), Some(pid)) = (st.view.value(index), st.view.pid(index)) else {
+        let (Some(word), Some(pid_word)) = (st.view.value(index), st.view.pid(index)) else {
             return Err(Errno::EINVAL);
         };
         if !st.locked.object.allows(cred, 0o222) {
             return Err(Errno::EACCES);
         }
+        let records = self.undo_records(&st.view, semid);
+        let scratch = self.scratch_journal(pid, records.count() as u32 + 8)?;
         let ctime = st.locked.object.ctime_word();
-        let txn = st.txn();
-        txn.set(word, (word.get() & !VALUE) | value as u32)?;
-        txn.set(pid, self.pid)?;
-        txn.set64(ctime, self.host.wall_clock() as u64)?;
-        self.finish_change(st)
+        let written = scratch.lend(&mut st).and_then(|()| {
+            let txn = st.txn();
+            txn.set(word, (word.get() & !VALUE) | value as u32)?;
+            txn.set(pid_word, pid)?;
+            txn.set64(ctime, self.host.wall_clock() as u64)?;
+            for record in self.undo_records(&st.view, semid) {
+                let adjustments = self.undo_at(record?, semid)?.1;
+                st.locked
+                    .txn
+                    .set(adjustments.get(index).ok_or(Errno::CORRUPT)?, 0)?;
+            }
+            Ok(())
+        });
+        let finished = written.and_then(|()| self.finish_change(st));
+        scratch.free(self)?;
+        finished
     }
 
     /// `semctl(SETALL)`: `values(index)` for every semaphore, all or nothing
-    /// (`ERANGE` if one is above SEMVMX).
+    /// (`ERANGE` if one is above SEMVMX). Every process's adjustments for
+    /// the set are cleared (their records detached).
     pub fn sem_setall(
         &self,
         semid: i32,
         cred: &Cred<'_>,
         values: &dyn Fn(u32) -> u16,
     ) -> Result<()> {
+        let pid = self.identity()?.1;
         let mut st = self.lock_set(semid)?;
         if !st.locked.object.allows(cred, 0o222) {
             return Err(Errno::EACCES);
@@ -1215,63 +1336,292 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         let ctime = st.locked.object.ctime_word();
         let now = self.host.wall_clock() as u64;
-        match st.view.storage {
-            Storage::Inline {
-                values: words,
-                pids,
-            } => {
-                // Up to two words a semaphore: the journal borrows room.
-                let owner = BlockOwner {
-                    kind: OWNER_SCRATCH,
-                    id: self.pid,
-                };
-                let scratch =
-                    self.heap_alloc(journal_entries(nsems) * JournalEntry::SIZE, owner)?;
-                let written = st
-                    .txn()
-                    .lend_overflow(scratch, journal_entries(nsems))
-                    .and_then(|()| {
-                        let txn = st.txn();
-                        for (index, (word, pid)) in (0u32..).zip(words.iter().zip(pids)) {
-                            txn.set(word, (word.get() & !VALUE) | u32::from(values(index)))?;
-                            txn.set(pid, self.pid)?;
-                        }
-                        txn.set64(ctime, now)
-                    });
-                let finished = written.and_then(|()| self.finish_change(st));
-                self.heap_free(scratch, owner)?;
-                finished
+        let records = self.undo_records(&st.view, semid).count() as u32;
+        let inline = matches!(st.view.storage, Storage::Inline { .. });
+        let entries = records + 8 + if inline { 2 * nsems } else { 0 };
+        let scratch = self.scratch_journal(pid, entries)?;
+        let result = scratch.lend(&mut st).and_then(|()| {
+            // Detach every undo record: their adjustments stop counting.
+            for record in self.undo_records(&st.view, semid) {
+                let (head, _) = self.undo_at(record?, semid)?;
+                st.locked.txn.set(&head.linked, 0)?;
             }
-            Storage::Heap(old) => {
-                // Copy on write: the new array is filled unseen, then published
-                // by one journaled store, so a set of any size changes at once.
+            st.locked.txn.set(&st.view.set.undo_head, 0)?;
+            st.locked.txn.set64(ctime, now)?;
+            match st.view.storage {
+                Storage::Inline {
+                    values: words,
+                    pids,
+                } => {
+                    let txn = st.txn();
+                    for (index, (word, pid_word)) in (0u32..).zip(words.iter().zip(pids)) {
+                        txn.set(word, (word.get() & !VALUE) | u32::from(values(index)))?;
+                        txn.set(pid_word, pid)?;
+                    }
+                    self.finish_change(st)
+                }
+                Storage::Heap(old) => {
+                    // Copy on write: the new array is filled unseen, then
+                    // published by one journaled store, so a set of any size
+                    // changes at once.
+                    let owner = BlockOwner {
+                        kind: OWNER_SET,
+                        id: semid as u32,
+                    };
+                    let fresh = self.heap_alloc(nsems * Sem::SIZE, owner)?;
+                    let sems = self.arena.slice(Off::<Sem>::new(fresh), nsems)?;
+                    for (index, (sem, was)) in (0u32..).zip(sems.iter().zip(old)) {
+                        sem.value
+                            .set((was.value.get() & !VALUE) | u32::from(values(index)));
+                        sem.pid.set(pid);
+                    }
+                    let array = &st.view.set.sems;
+                    let old_array = array.get();
+                    if let Err(err) = st.txn().set(array, fresh) {
+                        drop(st);
+                        self.heap_free(fresh, owner)?;
+                        return Err(err);
+                    }
+                    st.view.storage = Storage::Heap(sems);
+                    self.finish_change(st)?;
+                    self.heap_free(old_array, owner)
+                }
+            }
+        });
+        scratch.free(self)?;
+        result
+    }
+
+    fn scratch_journal(&self, pid: u32, entries: u32) -> Result<Scratch> {
+        let owner = BlockOwner {
+            kind: OWNER_SCRATCH,
+            id: pid,
+        };
+        let at = self.heap_alloc(entries * JournalEntry::SIZE, owner)?;
+        Ok(Scratch { at, entries, owner })
+    }
+
+    /// The undo record at `at`, checked to be one of set `semid`'s, and its
+    /// adjustments.
+    fn undo_at(&self, at: u32, semid: i32) -> Result<(&'m UndoRecord, &'m [Word])> {
+        let block = at
+            .checked_sub(crate::heap::BLOCK_HEADER)
+            .ok_or(Errno::CORRUPT)?;
+        let info = crate::heap::block_info(&self.arena, &self.layout, block, self.layout.heap_end)?;
+        let owner = self.arena.get(Off::<Word>::new(block + 4))?.get();
+        if !info.allocated || info.owner_kind != OWNER_UNDO || owner != semid as u32 {
+            return Err(Errno::CORRUPT);
+        }
+        let record = self.arena.get(Off::<UndoRecord>::new(at))?;
+        let nsems = record.nsems.get();
+        if record.semid.get() != semid as u32
+            || nsems > self.layout.limits.semmsl
+            || UndoRecord::SIZE + nsems * 4 > info.size - crate::heap::BLOCK_HEADER
+        {
+            return Err(Errno::CORRUPT);
+        }
+        let adjustments = self
+            .arena
+            .slice(Off::<Word>::new(at + UndoRecord::SIZE), nsems)?;
+        Ok((record, adjustments))
+    }
+
+    /// The records on set `semid`'s undo list (bounded: a cycle is an error).
+    fn undo_records(
+        &self,
+        set: &SetView<'m>,
+        semid: i32,
+    ) -> impl Iterator<Item = Result<u32>> + '_ {
+        let bound = self.layout.limits.heap_bytes / UndoRecord::SIZE;
+        let mut at = set.set.undo_head.get();
+        let mut steps = 0;
+        core::iter::from_fn(move || {
+            if at == 0 {
+                return None;
+            }
+            steps += 1;
+            if steps > bound {
+                at = 0;
+                return Some(Err(Errno::CORRUPT));
+            }
+            let here = at;
+            match self.undo_at(here, semid) {
+                Ok((record, _)) => at = record.set_next.get(),
+                Err(err) => {
+                    at = 0;
+                    return Some(Err(err));
+                }
+            }
+            Some(Ok(here))
+        })
+    }
+
+    /// The caller's undo record for the locked set, found on its process's
+    /// list or made; linked on the set's list (so its adjustments count).
+    fn undo_record(&self, st: &mut SetTxn<'_, 'm, H>, me: Tag) -> Result<u32> {
+        let semid = st.locked.object.id();
+        let slot = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
+        // The process's list, under its own lock (taken after the set's).
+        let mut own = Txn::begin(self, &slot.lock)?;
+        let bound = self.layout.limits.heap_bytes / UndoRecord::SIZE;
+        let mut link = &slot.undo_head;
+        let mut found = None;
+        let mut stale = None;
+        for _ in 0..bound {
+            let at = link.get();
+            if at == 0 {
+                break;
+            }
+            let record = self.arena.get(Off::<UndoRecord>::new(at))?;
+            let of = record.semid.get() as i32;
+            if of == semid {
+                found = Some(at);
+                break;
+            }
+            if stale.is_none() && self.peek_object(Kind::Sem, of).is_none() {
+                // Its set is gone for good: drop it from the list (freed below).
+                own.set(link, record.proc_next.get())?;
+                stale = Some((at, of));
+                continue;
+            }
+            link = &record.proc_next;
+        }
+        let at = match found {
+            Some(at) => at,
+            None => {
+                let nsems = st.view.len() as u32;
                 let owner = BlockOwner {
-                    kind: OWNER_SET,
+                    kind: OWNER_UNDO,
                     id: semid as u32,
                 };
-                let fresh = self.heap_alloc(nsems * Sem::SIZE, owner)?;
-                let sems = self.arena.slice(Off::<Sem>::new(fresh), nsems)?;
-                for (index, (sem, was)) in (0u32..).zip(sems.iter().zip(old)) {
-                    sem.value
-                        .set((was.value.get() & !VALUE) | u32::from(values(index)));
-                    sem.pid.set(self.pid);
-                }
-                let array = &st.view.set.sems;
-                let old_array = array.get();
-                let published = st
-                    .txn()
-                    .set(array, fresh)
-                    .and_then(|()| st.txn().set64(ctime, now));
-                if let Err(err) = published {
-                    drop(st);
-                    self.heap_free(fresh, owner)?;
-                    return Err(err);
-                }
-                st.view.storage = Storage::Heap(sems);
-                self.finish_change(st)?;
-                self.heap_free(old_array, owner)
+                let at = self.heap_alloc(UndoRecord::SIZE + nsems * 4, owner)?;
+                let record = self.arena.get(Off::<UndoRecord>::new(at))?;
+                // Fresh and zero-filled: reachable once pushed (journaled).
+                record.semid.set(semid as u32);
+                record.nsems.set(nsems);
+                record.proc_next.set(slot.undo_head.get());
+                own.set(&slot.undo_head, at)?;
+                at
+            }
+        };
+        own.commit();
+        if let Some((old, of)) = stale {
+            self.heap_free(
+                old,
+                BlockOwner {
+                    kind: OWNER_UNDO,
+                    id: of as u32,
+                },
+            )?;
+        }
+        self.relink_undo(&mut st.locked.txn, &st.view, at, semid)?;
+        Ok(at)
+    }
+
+    /// Links the record at `at` on the set's list if it is not (made, or
+    /// detached by `SETALL`), its adjustments zeroed; returns them.
+    fn relink_undo(
+        &self,
+        txn: &mut Txn<'_, 'm, H>,
+        set: &SetView<'m>,
+        at: u32,
+        semid: i32,
+    ) -> Result<&'m [Word]> {
+        let (record, adjustments) = self.undo_at(at, semid)?;
+        if record.linked.get() != 0 {
+            return Ok(adjustments);
+        }
+        // Unlinked, the adjustments count for nothing: clearing them needs no journal.
+        for adjustment in adjustments {
+            adjustment.set(0);
+        }
+        let head = set.set.undo_head.get();
+        record.set_prev.set(0);
+        txn.set(&record.set_next, head)?;
+        if head != 0 {
+            txn.set(&self.undo_at(head, semid)?.0.set_prev, at)?;
+        }
+        txn.set(&set.set.undo_head, at)?;
+        txn.set(&record.linked, 1)?;
+        Ok(adjustments)
+    }
+
+    /// Applies the undo records of a process that leaves (Linux `exit_sem`),
+    /// one set at a time, then frees them. Errors are not reported: there is
+    /// no caller left to tell, and each record is settled in a critical
+    /// section of its own.
+    pub(crate) fn settle_undo(&self, slot: &'m crate::registry::ProcSlot) {
+        let bound = self.layout.limits.heap_bytes / UndoRecord::SIZE;
+        for _ in 0..bound {
+            let at = slot.undo_head.get();
+            if at == 0 {
+                return;
+            }
+            let Ok(record) = self.arena.get(Off::<UndoRecord>::new(at)) else {
+                return;
+            };
+            let semid = record.semid.get() as i32;
+            if self.apply_undo(at, semid).is_err() {
+                return;
+            }
+            let Ok(mut own) = Txn::begin(self, &slot.lock) else {
+                return;
+            };
+            if own.set(&slot.undo_head, record.proc_next.get()).is_err() {
+                return;
+            }
+            own.commit();
+            let owner = BlockOwner {
+                kind: OWNER_UNDO,
+                id: semid as u32,
+            };
+            if self.heap_free(at, owner).is_err() {
+                return;
             }
         }
+    }
+
+    /// Applies and detaches one undo record, if its set lives and it is linked.
+    fn apply_undo(&self, at: u32, semid: i32) -> Result<()> {
+        let pid = self.identity()?.1;
+        let mut st = match self.lock_set(semid) {
+            Ok(st) => st,
+            // The set is gone: the record is void.
+            Err(Errno::EINVAL) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let (record, adjustments) = self.undo_at(at, semid)?;
+        if record.linked.get() == 0 {
+            return Ok(());
+        }
+        let scratch = self.scratch_journal(pid, 2 * adjustments.len() as u32 + 8)?;
+        let semvmx = self.layout.limits.semvmx as i32;
+        let applied = scratch.lend(&mut st).and_then(|()| {
+            for (index, adjustment) in adjustments.iter().enumerate() {
+                let delta = adjustment.get() as i32;
+                if delta == 0 {
+                    continue;
+                }
+                let word = st.view.value(index).ok_or(Errno::CORRUPT)?;
+                let pid_word = st.view.pid(index).ok_or(Errno::CORRUPT)?;
+                let value = ((word.get() & VALUE) as i32 + delta).clamp(0, semvmx);
+                st.txn().set(word, (word.get() & !VALUE) | value as u32)?;
+                st.txn().set(pid_word, pid)?;
+            }
+            // Off the set's list, in the same section: never applied twice.
+            let (prev, next) = (record.set_prev.get(), record.set_next.get());
+            match prev {
+                0 => st.locked.txn.set(&st.view.set.undo_head, next)?,
+                prev => st.txn().set(&self.undo_at(prev, semid)?.0.set_next, next)?,
+            }
+            if next != 0 {
+                st.txn().set(&self.undo_at(next, semid)?.0.set_prev, prev)?;
+            }
+            st.txn().set(&record.linked, 0)
+        });
+        let finished = applied.and_then(|()| self.finish_change(st));
+        scratch.free(self)?;
+        finished
     }
 
     /// After `SETVAL` or `SETALL`: completes the waiters that can now

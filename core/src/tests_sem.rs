@@ -156,10 +156,6 @@ fn semop_errors_come_in_the_kernels_order() {
         Ok(()),
         "waiting for zero needs read"
     );
-    assert_eq!(
-        ns.semop(id, &[op(0, 1, SEM_UNDO)], &USER),
-        Err(Errno::ENOSYS)
-    );
     assert_clean(&ns);
 }
 
@@ -462,6 +458,204 @@ fn a_counter_guarded_by_a_binary_semaphore_ends_exact() {
         worker.join().unwrap();
     }
     assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 4000);
+    assert_eq!(value(&ns, id, 0), 1);
+    assert_clean(&ns);
+}
+
+const UNDO: i16 = SEM_UNDO;
+
+/// Runs `work` as process `pid` with its own namespace, and returns after the
+/// namespace has been dropped: the process has left.
+fn as_process<T: Send + 'static>(
+    host: &TestHost,
+    pid: u32,
+    mem: &'static [AtomicU32],
+    work: impl FnOnce(&Namespace<'static, TestHost>) -> T + Send + 'static,
+) -> T {
+    spawn_process(host, pid, mem, work).join().unwrap()
+}
+
+#[test]
+fn undo_is_applied_when_the_process_leaves_and_clamped() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 3, 0o600, &USER).unwrap();
+    as_process(&host, 2, mem, move |ns| {
+        ns.semop(id, &[op(0, 2, UNDO)], &USER).unwrap();
+        ns.semop(id, &[op(0, 2, UNDO), op(1, 1, 0)], &USER).unwrap();
+        assert_eq!(value(ns, id, 0), 4);
+    });
+    assert_eq!(
+        (value(&ns, id, 0), value(&ns, id, 1)),
+        (0, 1),
+        "only the SEM_UNDO operations are undone"
+    );
+    assert_eq!(
+        ns.sem_query(id, 0, SemQuery::Pid, &USER),
+        Ok(2),
+        "the leaving process operated last"
+    );
+    // Clamped at 0: the process's +3 was taken by another process meanwhile.
+    as_process(&host, 3, mem, move |ns| {
+        ns.semop(id, &[op(2, 3, UNDO)], &USER).unwrap();
+        ns.semop(id, &[op(2, -3, 0)], &USER).unwrap();
+    });
+    assert_eq!(value(&ns, id, 2), 0);
+    // Clamped at SEMVMX.
+    ns.sem_setval(id, 1, 32767, &USER).unwrap();
+    as_process(&host, 4, mem, move |ns| {
+        ns.semop(id, &[op(1, -5, UNDO)], &USER).unwrap();
+        ns.semop(id, &[op(1, 5, 0)], &USER).unwrap();
+    });
+    assert_eq!(value(&ns, id, 1), 32767);
+    assert_clean(&ns);
+}
+
+#[test]
+fn adjustments_stay_within_semaem() {
+    let mem = leaked_arena();
+    let ns = Namespace::create(mem, &small_limits(), TestHost::family()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    ns.semop(id, &[op(0, 32767, UNDO)], &USER).unwrap();
+    ns.semop(id, &[op(0, -32767, 0)], &USER).unwrap();
+    ns.semop(id, &[op(0, 1, UNDO)], &USER).unwrap();
+    assert_eq!(
+        ns.semop(id, &[op(0, 1, UNDO)], &USER),
+        Err(Errno::ERANGE),
+        "adjustment -32769"
+    );
+    assert_eq!(value(&ns, id, 0), 1, "nothing applied");
+    ns.semop(id, &[op(0, -1, UNDO)], &USER).unwrap();
+    ns.semop(id, &[op(0, 1, UNDO)], &USER).unwrap();
+}
+
+#[test]
+fn setval_clears_one_adjustment_and_setall_all_of_them() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 2, 0o600, &USER).unwrap();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let worker = spawn_process(&host, 2, mem, move |ns| {
+        ns.semop(id, &[op(0, 5, UNDO), op(1, 7, UNDO)], &USER)
+            .unwrap();
+        done.send(()).unwrap();
+        wait.recv().unwrap();
+    });
+    finished.recv().unwrap();
+    ns.sem_setval(id, 0, 3, &USER).unwrap();
+    go.send(()).unwrap();
+    worker.join().unwrap();
+    assert_eq!((value(&ns, id, 0), value(&ns, id, 1)), (3, 0));
+
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let worker = spawn_process(&host, 3, mem, move |ns| {
+        ns.semop(id, &[op(0, 5, UNDO), op(1, 7, UNDO)], &USER)
+            .unwrap();
+        done.send(()).unwrap();
+        wait.recv().unwrap();
+        // Detached by SETALL: a new SEM_UNDO operation starts from zero.
+        ns.semop(id, &[op(1, 1, UNDO)], &USER).unwrap();
+    });
+    finished.recv().unwrap();
+    ns.sem_setall(id, &USER, &|i| [20, 30][i as usize]).unwrap();
+    go.send(()).unwrap();
+    worker.join().unwrap();
+    assert_eq!((value(&ns, id, 0), value(&ns, id, 1)), (20, 30));
+    assert_clean(&ns);
+}
+
+#[test]
+fn a_sleeper_completed_by_the_waker_gets_its_adjustment() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    let sleeper = spawn_process(&host, 2, mem, move |ns| {
+        ns.semop(id, &[op(0, -1, UNDO)], &USER)
+    });
+    eventually("queued", || {
+        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(1)
+    });
+    ns.semop(id, &[op(0, 1, 0)], &USER).unwrap();
+    assert_eq!(sleeper.join().unwrap(), Ok(()));
+    assert_eq!(value(&ns, id, 0), 1, "its -1 undone when it left");
+    assert_clean(&ns);
+}
+
+#[test]
+fn records_of_a_removed_set_are_void_and_dropped() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let used = ns.heap_used();
+    let old = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    let (go, wait) = std::sync::mpsc::channel::<i32>();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let worker = spawn_process(&host, 2, mem, move |ns| {
+        ns.semop(old, &[op(0, 1, UNDO)], &USER).unwrap();
+        done.send(()).unwrap();
+        let new = wait.recv().unwrap();
+        // The stale record is dropped when the process makes its next one.
+        ns.semop(new, &[op(0, 2, UNDO)], &USER).unwrap();
+    });
+    finished.recv().unwrap();
+    ns.sem_remove(old, &USER).unwrap();
+    let new = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    go.send(new).unwrap();
+    worker.join().unwrap();
+    assert_eq!(value(&ns, new, 0), 0);
+    ns.sem_remove(new, &USER).unwrap();
+    assert_eq!(ns.heap_used(), used, "every record and array freed");
+    assert_clean(&ns);
+}
+
+#[test]
+fn registrations_of_one_process_share_its_adjustments() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let first = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let second = Namespace::open(mem, host.clone()).unwrap();
+    assert_eq!(first.tag(), second.tag());
+    let id = first.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    first.semop(id, &[op(0, 1, UNDO)], &USER).unwrap();
+    second.semop(id, &[op(0, 1, UNDO)], &USER).unwrap();
+    drop(first);
+    assert_eq!(value(&second, id, 0), 2, "the process has not left");
+    let observer = Namespace::open(mem, host.sibling(5)).unwrap();
+    drop(second);
+    assert_eq!(value(&observer, id, 0), 0);
+}
+
+#[test]
+fn a_counter_guarded_by_a_sem_undo_semaphore_ends_exact() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    ns.sem_setval(id, 0, 1, &USER).unwrap();
+    let counter = Arc::new(AtomicU32::new(0));
+    let workers: Vec<_> = (2..10)
+        .map(|pid| {
+            let counter = Arc::clone(&counter);
+            spawn_process(&host, pid, mem, move |ns| {
+                for _ in 0..300 {
+                    ns.semop(id, &[op(0, -1, UNDO)], &USER).unwrap();
+                    let seen = counter.load(std::sync::atomic::Ordering::Relaxed);
+                    std::hint::spin_loop();
+                    counter.store(seen + 1, std::sync::atomic::Ordering::Relaxed);
+                    ns.semop(id, &[op(0, 1, UNDO)], &USER).unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 2400);
     assert_eq!(value(&ns, id, 0), 1);
     assert_clean(&ns);
 }

@@ -91,6 +91,7 @@ impl Ipc {
     }
 
     /// `semop(2)`.
+    #[inline]
     pub fn semop(&self, semid: i32, sops: &[SemBuf]) -> Result<(), Errno> {
         self.ns.semop(semid, sops, &self.creds.as_cred())
     }

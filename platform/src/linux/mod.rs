@@ -9,7 +9,7 @@ pub use process::Credentials;
 
 use core::sync::atomic::AtomicU32;
 
-use usysv_core::host::{Deadline, Host, Liveness, ProcessId, Waiter, Wake};
+use usysv_core::host::{Deadline, Host, Image, Liveness, ProcessId, Waiter, Wake};
 
 /// The Linux host: futex waits, the monotonic and wall clocks, `/proc` for
 /// process identity and liveness.
@@ -37,6 +37,15 @@ impl Host for LinuxHost {
 
     fn current_process(&self) -> ProcessId {
         process::current()
+    }
+
+    fn current_image(&self) -> Image {
+        process::image()
+    }
+
+    #[inline]
+    fn fork_generation(&self) -> u32 {
+        process::fork_generation()
     }
 
     fn liveness(&self, process: ProcessId) -> Liveness {
