@@ -1,0 +1,76 @@
+//! A process for the SEM_UNDO tests: it operates, forks, execs and exits in
+//! the ways the kernel's undo rules distinguish.
+//!
+//! usage: usysv-undo-helper COMMAND ARENA SEMID
+//!   exit         +1 with SEM_UNDO on semaphore 0, print the value, exit normally
+//!   fork         +2 with SEM_UNDO; fork; the child adds 1 without and 5 with
+//!                SEM_UNDO through the namespace it inherited, and exits; the
+//!                parent prints the value after the child, then exits
+//!   exec         +1 with SEM_UNDO, then exec itself as `exec-child`
+//!   exec-child   (after exec) open the arena again, print the value, exit
+//!
+//! Every command gives up after 60 seconds (SIGALRM).
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+
+use usysv_platform::usysv_core::sem::{SemBuf, SEM_UNDO};
+use usysv_platform::usysv_core::Limits;
+use usysv_platform::Ipc;
+
+fn add(ipc: &Ipc, semid: i32, delta: i16, flags: i16) {
+    let op = SemBuf {
+        sem_num: 0,
+        sem_op: delta,
+        sem_flg: flags,
+    };
+    ipc.semop(semid, &[op]).expect("semop");
+}
+
+fn main() {
+    // SAFETY: alarm only schedules SIGALRM, whose default action ends the process.
+    unsafe { libc::alarm(60) };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [command, arena, semid] = args.as_slice() else {
+        eprintln!("usage: usysv-undo-helper COMMAND ARENA SEMID");
+        std::process::exit(2);
+    };
+    let semid: i32 = semid.parse().expect("SEMID is a number");
+    let ipc = Ipc::open(Path::new(arena), &Limits::default(), 0o600).expect("open the arena");
+    let value = |ipc: &Ipc| ipc.semctl_getval(semid, 0).expect("GETVAL");
+    match command.as_str() {
+        "exit" => {
+            add(&ipc, semid, 1, SEM_UNDO);
+            println!("{}", value(&ipc));
+        }
+        "fork" => {
+            add(&ipc, semid, 2, SEM_UNDO);
+            // SAFETY: single-threaded; the child uses the arena and exits
+            // normally, as a forked C program would.
+            let child = unsafe { libc::fork() };
+            if child == 0 {
+                add(&ipc, semid, 1, 0);
+                add(&ipc, semid, 5, SEM_UNDO);
+                drop(ipc);
+                std::process::exit(0);
+            }
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(child, &mut status, 0) };
+            assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+            println!("{}", value(&ipc));
+        }
+        "exec" => {
+            add(&ipc, semid, 1, SEM_UNDO);
+            let err = std::process::Command::new("/proc/self/exe")
+                .args(["exec-child", arena, &semid.to_string()])
+                .exec();
+            panic!("exec: {err}");
+        }
+        "exec-child" => println!("{}", value(&ipc)),
+        other => {
+            eprintln!("usysv-undo-helper: unknown command {other}");
+            std::process::exit(2);
+        }
+    }
+}
