@@ -9,7 +9,8 @@ use std::vec::Vec;
 
 use crate::heap::heap_bump;
 use crate::host::{Deadline, Host, Image, Liveness, ProcessId, Waiter, Wake};
-use crate::perm::{IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
+use crate::perm::{IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE};
+use crate::sem::{SemQuery, Timeout, SEM_UNDO};
 use crate::*;
 
 /// A host whose processes are numbered and die when the test says so.
@@ -660,6 +661,14 @@ fn savepoints_checkpoints_and_an_overflow_journal_survive_a_death() {
     assert_clean(&ns);
 }
 
+fn sop(sem_num: u16, sem_op: i16, sem_flg: i16) -> crate::sem::SemBuf {
+    crate::sem::SemBuf {
+        sem_num,
+        sem_op,
+        sem_flg,
+    }
+}
+
 /// A small deterministic generator for the corruption test.
 struct XorShift(u64);
 
@@ -688,6 +697,12 @@ fn random_bytes_in_a_live_arena_give_errors_never_crashes() {
         let mem = memory(&limits);
         let ns = Namespace::create(&mem, &limits, host.clone()).unwrap();
         let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // Real semaphore sets, inline and in the heap, with undo records.
+        let small = ns.semget(IPC_PRIVATE, 3, 0o600, &USER).unwrap();
+        let big = ns.semget(IPC_PRIVATE, 30, 0o600, &USER).unwrap();
+        ns.semop(small, &[sop(0, 2, SEM_UNDO)], &USER).unwrap();
+        ns.semop(big, &[sop(5, 1, 0), sop(29, 1, SEM_UNDO)], &USER)
+            .unwrap();
         let mut blocks = Vec::new();
         for i in 0..20 {
             create(&ns, Kind::Sem, i + 1, IPC_CREAT | 0o600).unwrap();
@@ -740,6 +755,19 @@ fn random_bytes_in_a_live_arena_give_errors_never_crashes() {
                 },
             );
         }
+        for id in [small, big, 2, 3] {
+            let _ = ns.semop(id, &[sop(0, 1, 0)], &USER);
+            let _ = ns.semop(id, &[sop(1, -1, IPC_NOWAIT as i16 | SEM_UNDO)], &USER);
+            let _ = ns.semop(id, &[sop(0, 1, 0), sop(2, 1, SEM_UNDO)], &USER);
+            let brief = Some(Timeout { sec: 0, nsec: 1000 });
+            let _ = ns.semtimedop(id, &[sop(2, -9, 0)], brief, &USER);
+            let _ = ns.sem_setval(id, 1, 3, &USER);
+            let _ = ns.sem_setall(id, &USER, &|i| i as u16);
+            let _ = ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER);
+            let _ = ns.sem_getall(id, &USER, &mut |_, _| {});
+            let _ = ns.sem_stat(id, &USER);
+        }
+        let _ = ns.sem_remove(big, &USER);
         let _ = ns.objects(Kind::Sem).count();
         let _ = ns.check(&|_, _| true, &mut |_| {});
         drop(ns);
