@@ -644,7 +644,9 @@ impl<'m, H: Host> Namespace<'m, H> {
         let object = self.peek_object(Kind::Sem, semid)?;
         let set = object.ext_as::<SemSet>();
         let num = usize::from(op.sem_num);
-        if num >= (set.nsems.get() as usize).min(INLINE_SEMS) {
+        let nsems = set.nsems.get() as usize;
+        // Only inline sets: a larger set's semaphores are in the heap.
+        if nsems > INLINE_SEMS || num >= nsems {
             return None;
         }
         let access = if op.sem_op != 0 { 0o222 } else { 0o444 };
@@ -840,8 +842,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             let semid = st.locked.object.id();
             self.update_queue(&mut st.locked.txn, &st.view, semid, &mut wakes)?;
         }
-        let now = self.host.wall_clock() as u64;
-        st.locked.txn.set64(&st.view.set.otime, now)?;
+        self.stamp_otime(&mut st.locked.txn, &st.view)?;
         st.commit();
         self.wake_all(&wakes);
         Ok(())
@@ -858,15 +859,17 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// Walks the queue after the semaphores changed: wait-for-zero waiters
     /// first, then altering ones in FIFO order, starting over after each
     /// altering success (Linux `do_smart_update`). Each completion is a
-    /// checkpoint of its own. The set is frozen.
+    /// checkpoint of its own. The set is frozen. Returns whether a waiter's
+    /// operations succeeded (then `sem_otime` is due, as in Linux).
     fn update_queue(
         &self,
         txn: &mut Txn<'_, 'm, H>,
         set: &SetView<'m>,
         semid: i32,
         wakes: &mut Wakes,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let bound = self.layout.limits.heap_bytes / Waiter::SIZE;
+        let mut succeeded = false;
         let mut completed_alter = true;
         while completed_alter {
             completed_alter = false;
@@ -919,6 +922,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                                     self.host.wake(waiter.status.atomic(), 1);
                                 }
                             }
+                            succeeded |= status == 0;
                             if altering && status == 0 {
                                 completed_alter = true;
                                 break;
@@ -932,7 +936,12 @@ impl<'m, H: Host> Namespace<'m, H> {
                 }
             }
         }
-        Ok(())
+        Ok(succeeded)
+    }
+
+    /// Stamps `sem_otime` (in the section's journal).
+    fn stamp_otime(&self, txn: &mut Txn<'_, 'm, H>, set: &SetView<'m>) -> Result<()> {
+        txn.set64(&set.set.otime, self.host.wall_clock() as u64)
     }
 
     fn unlink(
@@ -1074,7 +1083,9 @@ impl<'m, H: Host> Namespace<'m, H> {
             // A periodic check: move the queue along in case a waker died
             // between committing and waking.
             let mut wakes = Wakes::new();
-            self.update_queue(&mut st.locked.txn, &st.view, semid, &mut wakes)?;
+            if self.update_queue(&mut st.locked.txn, &st.view, semid, &mut wakes)? {
+                self.stamp_otime(&mut st.locked.txn, &st.view)?;
+            }
             st.commit();
             self.wake_all(&wakes);
         }
@@ -1283,6 +1294,11 @@ impl<'m, H: Host> Namespace<'m, H> {
 
     /// `semctl(SETVAL)`: also clears every process's adjustment of the semaphore.
     pub fn sem_setval(&self, semid: i32, semnum: i32, value: i32, cred: &Cred<'_>) -> Result<()> {
+        // Linux `ksys_semctl` refuses a negative id before `semctl_setval`
+        // checks the value.
+        if semid < 0 {
+            return Err(Errno::EINVAL);
+        }
         if value < 0 || value > self.layout.limits.semvmx as i32 {
             return Err(Errno::ERANGE);
         }
@@ -1630,7 +1646,9 @@ impl<'m, H: Host> Namespace<'m, H> {
         st.txn().checkpoint();
         let mut wakes = Wakes::new();
         let semid = st.locked.object.id();
-        self.update_queue(&mut st.locked.txn, &st.view, semid, &mut wakes)?;
+        if self.update_queue(&mut st.locked.txn, &st.view, semid, &mut wakes)? {
+            self.stamp_otime(&mut st.locked.txn, &st.view)?;
+        }
         st.commit();
         self.wake_all(&wakes);
         Ok(())

@@ -207,8 +207,13 @@ fn setval_and_setall_check_ranges_and_set_ctime() {
     assert_eq!(ns.sem_setval(id, 0, -1, &USER), Err(Errno::ERANGE));
     assert_eq!(
         ns.sem_setval(-5, 0, -1, &USER),
+        Err(Errno::EINVAL),
+        "a negative id before the range"
+    );
+    assert_eq!(
+        ns.sem_setval(id + 1, 0, -1, &USER),
         Err(Errno::ERANGE),
-        "the range before the id"
+        "the range before looking the id up"
     );
     assert_eq!(ns.sem_setval(-5, 0, 1, &USER), Err(Errno::EINVAL));
     assert_eq!(ns.sem_setval(id, 9, 1, &USER), Err(Errno::EINVAL));
