@@ -111,6 +111,12 @@ impl Ipc {
         self.ns.sem_stat(semid, &self.creds.as_cred())
     }
 
+    /// `semctl(SEM_STAT)`, or with `any`, `semctl(SEM_STAT_ANY)`: the set in
+    /// table slot `index`, and its id.
+    pub fn semctl_stat_index(&self, index: i32, any: bool) -> Result<(i32, SemidDs), Errno> {
+        self.ns.sem_stat_index(index, any, &self.creds.as_cred())
+    }
+
     /// `semctl(IPC_SET)`.
     pub fn semctl_set(&self, semid: i32, uid: u32, gid: u32, mode: u32) -> Result<(), Errno> {
         self.ns
