@@ -39,6 +39,10 @@ pub trait Waiter {
 
     /// Wakes up to `count` sleepers on `word`.
     fn wake(&self, word: &AtomicU32, count: u32);
+
+    /// Offers the processor to another runnable thread, between rounds of
+    /// spinning (a no-op where there is no scheduler to offer it to).
+    fn yield_now(&self) {}
 }
 
 /// The identity of a process: its pid and its start time, so that a pid reused

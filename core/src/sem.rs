@@ -290,7 +290,7 @@ const RECHECK_NS: u64 = 100_000_000;
 /// Retries of a blocked operation before the caller queues up.
 const RETRIES: u32 = 4;
 /// Spins per retry, and on the status word before sleeping.
-const SPINS: u32 = 2_000;
+const SPINS: u32 = 500;
 
 fn valid_timeout(t: &Timeout) -> bool {
     t.sec >= 0 && (0..1_000_000_000).contains(&t.nsec)
@@ -746,6 +746,8 @@ impl<'m, H: Host> Namespace<'m, H> {
                     retries += 1;
                     // Wait a little for another process to make progress possible.
                     let seen = watched.map_or(0, Word::get);
+                    // A process woken to take its turn may be waiting for a core.
+                    self.host.yield_now();
                     for _ in 0..SPINS {
                         core::hint::spin_loop();
                         if let ([op], false) = (sops, undo) {

@@ -24,6 +24,10 @@ impl Waiter for LinuxHost {
     fn wake(&self, word: &AtomicU32, count: u32) {
         futex::wake(word, count)
     }
+
+    fn yield_now(&self) {
+        std::thread::yield_now();
+    }
 }
 
 impl Host for LinuxHost {
