@@ -176,7 +176,7 @@ pub enum SemQuery {
 
 /// Sets of up to this many semaphores keep them inline in the slot, where the
 /// lock-free fast path can reach them.
-pub const INLINE_SEMS: usize = (crate::ids::EXT_WORDS - 8) / 2;
+pub const INLINE_SEMS: usize = (crate::ids::EXT_WORDS - 7) / 2;
 
 /// A set's part of its object slot.
 #[repr(C)]
@@ -189,7 +189,6 @@ struct SemSet {
     tail: Word,
     /// The first undo record on the set's list.
     undo_head: Word,
-    spare: Word,
     values: [Word; INLINE_SEMS],
     pids: [Word; INLINE_SEMS],
 }
@@ -237,10 +236,9 @@ struct UndoRecord {
     /// 1 while on the set's list: the adjustments count only then.
     linked: Word,
     nsems: Word,
-    spare: [Word; 2],
 }
 
-// SAFETY: `repr(C)`, eight words, no padding.
+// SAFETY: `repr(C)`, six words, no padding.
 unsafe impl Record for UndoRecord {}
 
 /// One operation as a waiter record stores it: `sem_num | sem_op << 16`, then

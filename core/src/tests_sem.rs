@@ -436,37 +436,6 @@ fn waiters_are_still_served_after_a_holder_of_the_set_lock_dies() {
     assert_clean(&ns);
 }
 
-#[test]
-fn a_counter_guarded_by_a_binary_semaphore_ends_exact() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
-    let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
-    ns.sem_setval(id, 0, 1, &USER).unwrap();
-    let counter = Arc::new(AtomicU32::new(0));
-    let workers: Vec<_> = (2..10)
-        .map(|pid| {
-            let counter = Arc::clone(&counter);
-            spawn_process(&host, pid, mem, move |ns| {
-                for _ in 0..500 {
-                    ns.semop(id, &[op(0, -1, 0)], &USER).unwrap();
-                    // A deliberately racy read-modify-write: only the semaphore makes it exact.
-                    let seen = counter.load(std::sync::atomic::Ordering::Relaxed);
-                    std::hint::spin_loop();
-                    counter.store(seen + 1, std::sync::atomic::Ordering::Relaxed);
-                    ns.semop(id, &[op(0, 1, 0)], &USER).unwrap();
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.join().unwrap();
-    }
-    assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 4000);
-    assert_eq!(value(&ns, id, 0), 1);
-    assert_clean(&ns);
-}
-
 const UNDO: i16 = SEM_UNDO;
 
 /// Runs `work` as process `pid` with its own namespace, and returns after the
@@ -635,8 +604,10 @@ fn registrations_of_one_process_share_its_adjustments() {
     assert_eq!(value(&observer, id, 0), 0);
 }
 
-#[test]
-fn a_counter_guarded_by_a_sem_undo_semaphore_ends_exact() {
+/// Eight processes add to a counter with a deliberately racy
+/// read-modify-write, each inside P and V on a binary semaphore with
+/// `flags`: only the semaphore makes the total exact.
+fn counter_under_a_binary_semaphore(flags: i16, rounds: u32) {
     let mem = leaked_arena();
     let host = TestHost::family();
     let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
@@ -647,12 +618,12 @@ fn a_counter_guarded_by_a_sem_undo_semaphore_ends_exact() {
         .map(|pid| {
             let counter = Arc::clone(&counter);
             spawn_process(&host, pid, mem, move |ns| {
-                for _ in 0..300 {
-                    ns.semop(id, &[op(0, -1, UNDO)], &USER).unwrap();
+                for _ in 0..rounds {
+                    ns.semop(id, &[op(0, -1, flags)], &USER).unwrap();
                     let seen = counter.load(std::sync::atomic::Ordering::Relaxed);
                     std::hint::spin_loop();
                     counter.store(seen + 1, std::sync::atomic::Ordering::Relaxed);
-                    ns.semop(id, &[op(0, 1, UNDO)], &USER).unwrap();
+                    ns.semop(id, &[op(0, 1, flags)], &USER).unwrap();
                 }
             })
         })
@@ -660,7 +631,20 @@ fn a_counter_guarded_by_a_sem_undo_semaphore_ends_exact() {
     for worker in workers {
         worker.join().unwrap();
     }
-    assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 2400);
+    assert_eq!(
+        counter.load(std::sync::atomic::Ordering::Relaxed),
+        8 * rounds
+    );
     assert_eq!(value(&ns, id, 0), 1);
     assert_clean(&ns);
+}
+
+#[test]
+fn a_counter_guarded_by_a_binary_semaphore_ends_exact() {
+    counter_under_a_binary_semaphore(0, 500);
+}
+
+#[test]
+fn a_counter_guarded_by_a_sem_undo_semaphore_ends_exact() {
+    counter_under_a_binary_semaphore(UNDO, 300);
 }
