@@ -239,6 +239,30 @@ impl<'m> Arena<'m> {
         Ok(unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<T>(), count as usize) })
     }
 
+    /// Copies `bytes` into the arena at word-aligned offset `at`, in little-endian
+    /// words; the last word is zero-padded.
+    pub(crate) fn write_bytes(&self, at: u32, bytes: &[u8]) -> Result<()> {
+        let count = u32::try_from(bytes.len().div_ceil(4)).map_err(|_| Errno::CORRUPT)?;
+        let words = self.slice(Off::<Word>::new(at), count)?;
+        for (word, chunk) in words.iter().zip(bytes.chunks(4)) {
+            let mut quad = [0u8; 4];
+            quad[..chunk.len()].copy_from_slice(chunk);
+            word.set(u32::from_le_bytes(quad));
+        }
+        Ok(())
+    }
+
+    /// Copies `out.len()` bytes out of the arena from word-aligned offset `at`.
+    pub(crate) fn read_bytes(&self, at: u32, out: &mut [u8]) -> Result<()> {
+        let count = u32::try_from(out.len().div_ceil(4)).map_err(|_| Errno::CORRUPT)?;
+        let words = self.slice(Off::<Word>::new(at), count)?;
+        for (word, chunk) in words.iter().zip(out.chunks_mut(4)) {
+            let quad = word.get().to_le_bytes();
+            chunk.copy_from_slice(&quad[..chunk.len()]);
+        }
+        Ok(())
+    }
+
     /// The offset of a word that lies inside this arena (for the undo journal).
     pub(crate) fn offset_of(&self, word: &Word) -> Result<u32> {
         let base = self.words.as_ptr() as usize;
@@ -285,6 +309,23 @@ mod tests {
         assert!(arena.slice(Off::<Pair>::new(4), u32::MAX).is_err());
         assert!(Off::<Pair>::new(u32::MAX - 4).index(1).is_err());
         assert_eq!(arena.offset_of(&pair.b).unwrap(), 12);
+    }
+
+    #[test]
+    fn bytes_round_trip_through_words() {
+        let mem = memory(4);
+        let arena = Arena::new(&mem);
+        arena.write_bytes(4, b"hello").unwrap();
+        let mut out = [0u8; 5];
+        arena.read_bytes(4, &mut out).unwrap();
+        assert_eq!(&out, b"hello");
+        assert_eq!(
+            mem[2].load(Ordering::Relaxed),
+            u32::from(b'o'),
+            "zero-padded"
+        );
+        assert!(arena.write_bytes(8, &[1; 9]).is_err());
+        assert!(arena.read_bytes(2, &mut out).is_err());
     }
 
     #[test]

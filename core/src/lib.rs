@@ -26,11 +26,14 @@ pub mod host;
 mod ids;
 pub mod limits;
 mod lock;
+pub mod msg;
 pub mod perm;
 mod registry;
 pub mod sem;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_msg;
 #[cfg(test)]
 mod tests_sem;
 

@@ -28,6 +28,8 @@ pub struct Cred<'a> {
     pub ipc_owner: bool,
     /// `CAP_SYS_ADMIN`: may change or remove objects it does not own.
     pub sys_admin: bool,
+    /// `CAP_SYS_RESOURCE`: may raise a queue's `msg_qbytes` above MSGMNB.
+    pub sys_resource: bool,
 }
 
 impl Cred<'_> {
@@ -142,6 +144,7 @@ mod tests {
             groups,
             ipc_owner: false,
             sys_admin: false,
+            sys_resource: false,
         }
     }
 

@@ -114,6 +114,7 @@ pub(crate) const USER: Cred<'static> = Cred {
     groups: &[],
     ipc_owner: false,
     sys_admin: false,
+    sys_resource: false,
 };
 
 fn create(ns: &Namespace<'_, TestHost>, kind: Kind, key: i32, flags: i32) -> Result<i32> {
@@ -688,7 +689,7 @@ fn random_bytes_in_a_live_arena_give_errors_never_crashes() {
         msgmni: 40,
         shmmni: 40,
         procs: 8,
-        heap_bytes: 16 * 1024,
+        heap_bytes: 32 * 1024,
         ..DEFAULT_LIMITS
     };
     let host = TestHost::family();
@@ -703,6 +704,10 @@ fn random_bytes_in_a_live_arena_give_errors_never_crashes() {
         ns.semop(small, &[sop(0, 2, SEM_UNDO)], &USER).unwrap();
         ns.semop(big, &[sop(5, 1, 0), sop(29, 1, SEM_UNDO)], &USER)
             .unwrap();
+        let queue = ns.msgget(IPC_PRIVATE, 0o600, &USER).unwrap();
+        for i in 0..6 {
+            ns.msgsnd(queue, 1 + i, &[i as u8; 300], 0, &USER).unwrap();
+        }
         let mut blocks = Vec::new();
         for i in 0..20 {
             create(&ns, Kind::Sem, i + 1, IPC_CREAT | 0o600).unwrap();
@@ -767,6 +772,16 @@ fn random_bytes_in_a_live_arena_give_errors_never_crashes() {
             let _ = ns.sem_getall(id, &USER, &mut |_, _| {});
             let _ = ns.sem_stat(id, &USER);
         }
+        for id in [queue, 1, 2] {
+            let _ = ns.msgsnd(id, 3, &[9; 700], IPC_NOWAIT, &USER);
+            let mut out = [0u8; 8192];
+            for msgtyp in [0, 3, -2, 4] {
+                let _ = ns.msgrcv(id, 8192, msgtyp, IPC_NOWAIT, &mut out, &USER);
+            }
+            let _ = ns.msg_stat(id, &USER);
+        }
+        let _ = ns.msg_info(true);
+        let _ = ns.msg_remove(queue, &USER);
         let _ = ns.sem_remove(big, &USER);
         let _ = ns.objects(Kind::Sem).count();
         let _ = ns.check(&|_, _| true, &mut |_| {});

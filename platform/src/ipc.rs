@@ -22,6 +22,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+use usysv_core::msg::{MsgInfo, MsqidDs};
 use usysv_core::sem::{SemBuf, SemInfo, SemQuery, SemidDs, Timeout};
 use usysv_core::{Errno, Limits, Namespace, OpenError};
 
@@ -170,5 +171,63 @@ impl Ipc {
         self.ns.sem_setall(semid, &self.creds.as_cred(), &|index| {
             values[index as usize]
         })
+    }
+
+    /// `msgget(2)`.
+    pub fn msgget(&self, key: i32, flags: i32) -> Result<i32, Errno> {
+        self.ns.msgget(key, flags, &self.creds.as_cred())
+    }
+
+    /// `msgsnd(2)`: a message of type `mtype` holding `data`.
+    pub fn msgsnd(&self, msqid: i32, mtype: i64, data: &[u8], flags: i32) -> Result<(), Errno> {
+        self.ns
+            .msgsnd(msqid, mtype, data, flags, &self.creds.as_cred())
+    }
+
+    /// `msgrcv(2)` into `buf` (its length is `msgsz`): the message's type and
+    /// the bytes received.
+    pub fn msgrcv(
+        &self,
+        msqid: i32,
+        buf: &mut [u8],
+        msgtyp: i64,
+        flags: i32,
+    ) -> Result<(i64, usize), Errno> {
+        let bufsz = i64::try_from(buf.len()).map_err(|_| Errno::EINVAL)?;
+        self.ns
+            .msgrcv(msqid, bufsz, msgtyp, flags, buf, &self.creds.as_cred())
+    }
+
+    /// `msgctl(IPC_STAT)`.
+    pub fn msgctl_stat(&self, msqid: i32) -> Result<MsqidDs, Errno> {
+        self.ns.msg_stat(msqid, &self.creds.as_cred())
+    }
+
+    /// `msgctl(MSG_STAT)`, or with `any`, `msgctl(MSG_STAT_ANY)`.
+    pub fn msgctl_stat_index(&self, index: i32, any: bool) -> Result<(i32, MsqidDs), Errno> {
+        self.ns.msg_stat_index(index, any, &self.creds.as_cred())
+    }
+
+    /// `msgctl(IPC_SET)`.
+    pub fn msgctl_set(
+        &self,
+        msqid: i32,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+        qbytes: u64,
+    ) -> Result<(), Errno> {
+        self.ns
+            .msg_set(msqid, &self.creds.as_cred(), uid, gid, mode, qbytes)
+    }
+
+    /// `msgctl(IPC_RMID)`.
+    pub fn msgctl_rmid(&self, msqid: i32) -> Result<(), Errno> {
+        self.ns.msg_remove(msqid, &self.creds.as_cred())
+    }
+
+    /// `msgctl(IPC_INFO)` or, with `usage`, `msgctl(MSG_INFO)`.
+    pub fn msgctl_info(&self, usage: bool) -> (i32, MsgInfo) {
+        self.ns.msg_info(usage)
     }
 }

@@ -123,10 +123,13 @@ pub struct Credentials {
     pub ipc_owner: bool,
     /// Holds `CAP_SYS_ADMIN` in its effective set.
     pub sys_admin: bool,
+    /// Holds `CAP_SYS_RESOURCE` in its effective set.
+    pub sys_resource: bool,
 }
 
 const CAP_IPC_OWNER: u32 = 15;
 const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_RESOURCE: u32 = 24;
 
 impl Credentials {
     /// Reads them: `geteuid`, `getegid`, `getgroups`, and the effective
@@ -153,6 +156,7 @@ impl Credentials {
             groups,
             ipc_owner: effective & (1 << CAP_IPC_OWNER) != 0,
             sys_admin: effective & (1 << CAP_SYS_ADMIN) != 0,
+            sys_resource: effective & (1 << CAP_SYS_RESOURCE) != 0,
         }
     }
 
@@ -164,6 +168,7 @@ impl Credentials {
             groups: &self.groups,
             ipc_owner: self.ipc_owner,
             sys_admin: self.sys_admin,
+            sys_resource: self.sys_resource,
         }
     }
 }

@@ -1,0 +1,806 @@
+//! Message queues: `msgget`, `msgsnd`, `msgrcv` and `msgctl`, with the
+//! semantics of Linux `ipc/msg.c`.
+//!
+//! # User-visible behaviour
+//!
+//! - `msgsnd` appends a message of type > 0 (`EINVAL` otherwise) and up to
+//!   MSGMAX bytes (zero is fine). The queue is full when the bytes, or the
+//!   number of messages, would pass `msg_qbytes`; then the caller waits, or
+//!   gets `EAGAIN` with `IPC_NOWAIT`.
+//! - `msgrcv` takes the first message (`msgtyp` 0), the first of type
+//!   `msgtyp` (> 0), the first of the lowest type ≤ |`msgtyp`| (< 0), or with
+//!   `MSG_EXCEPT` the first of another type. A message longer than the buffer
+//!   is `E2BIG` and stays queued, unless `MSG_NOERROR` truncates it. With
+//!   nothing to take the caller waits, or gets `ENOMSG` with `IPC_NOWAIT`.
+//!   `MSG_COPY` (with `IPC_NOWAIT`) copies the message at position `msgtyp`
+//!   and leaves it queued.
+//! - Waiting ends with success, `EIDRM` when the queue is removed, `EINTR`
+//!   on a signal, never restarted.
+//! - `msgctl`: `IPC_STAT`, `IPC_SET` (raising `msg_qbytes` above MSGMNB needs
+//!   `CAP_SYS_RESOURCE`), `IPC_RMID`, `IPC_INFO`, `MSG_INFO`, `MSG_STAT`,
+//!   `MSG_STAT_ANY`, with `msg_qnum`, `msg_cbytes`, the pids and the times
+//!   kept as the kernel keeps them.
+//!
+//! # Internals
+//!
+//! A queue's slot keeps its counters and the offset of its **ring**, a heap
+//! block of records in arrival order, allocated at the first send. A record
+//! is 16-byte aligned: length, state, the 64-bit type, then the payload. A
+//! receive from the middle (by type) marks its record taken; the head moves
+//! past taken records when they reach it. A message that does not fit in the
+//! ring's free run (holes left by typed receives, or a small ring) makes the
+//! sender copy the live records, in order, into a new ring — as large as
+//! needed, at most what `msg_qbytes` can require — and publish it with one
+//! journaled store (copy on write).
+//!
+//! **Waiting.** Each queue has a sequence word for receivers and one for
+//! senders, and counts of the callers asleep on each. A caller that must wait
+//! notes the sequence and counts itself under the lock, then sleeps on the
+//! word; whoever changes the queue bumps the other side's sequence under the
+//! lock and wakes that side after releasing it — a system call only when
+//! someone sleeps. Woken callers try again, so when several wait for the same
+//! kind of message, which of them gets it is not decided by arrival order (a
+//! difference from Linux, which hands a message straight to the first
+//! waiting receiver).
+//!
+//! # Locking
+//!
+//! Everything is under the queue's object lock. Sleeper counts and sequence
+//! words are atomics that sleepers also touch without it. `MSG_INFO` totals
+//! are summed over the live queues when asked for.
+
+use core::sync::atomic::Ordering;
+
+use crate::arena::{Off, Record, Word, Word64};
+use crate::errno::{Errno, Result};
+use crate::heap::BlockOwner;
+use crate::host::{Deadline, Host, Wake};
+use crate::ids::{Kind, Object, ObjectTxn};
+use crate::lock::Txn;
+use crate::perm::{Cred, IpcPerm, IPC_NOWAIT};
+use crate::Namespace;
+
+/// `MSG_NOERROR`: truncate a message longer than the buffer.
+pub const MSG_NOERROR: i32 = 0o10000;
+/// `MSG_EXCEPT`: receive the first message of a type other than `msgtyp`.
+pub const MSG_EXCEPT: i32 = 0o20000;
+/// `MSG_COPY`: copy the message at position `msgtyp`, leaving it queued.
+pub const MSG_COPY: i32 = 0o40000;
+
+/// What `IPC_STAT` reports (`struct msqid_ds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsqidDs {
+    /// Ownership and permissions.
+    pub perm: IpcPerm,
+    /// Time of the last `msgsnd`.
+    pub stime: i64,
+    /// Time of the last `msgrcv`.
+    pub rtime: i64,
+    /// Time of creation or of the last `IPC_SET`.
+    pub ctime: i64,
+    /// Bytes queued.
+    pub cbytes: u64,
+    /// Messages queued.
+    pub qnum: u64,
+    /// The most bytes (and messages) the queue holds.
+    pub qbytes: u64,
+    /// The pid of the last `msgsnd`.
+    pub lspid: i32,
+    /// The pid of the last `msgrcv`.
+    pub lrpid: i32,
+}
+
+/// What `IPC_INFO` and `MSG_INFO` report (`struct msginfo`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MsgInfo {
+    /// `IPC_INFO`: MSGPOOL (kilobytes for messages); `MSG_INFO`: queues in use.
+    pub msgpool: i32,
+    /// `IPC_INFO`: MSGMAP; `MSG_INFO`: messages queued in all queues.
+    pub msgmap: i32,
+    /// MSGMAX.
+    pub msgmax: i32,
+    /// MSGMNB.
+    pub msgmnb: i32,
+    /// MSGMNI.
+    pub msgmni: i32,
+    /// MSGSSZ.
+    pub msgssz: i32,
+    /// `IPC_INFO`: MSGTQL; `MSG_INFO`: bytes queued in all queues.
+    pub msgtql: i32,
+    /// MSGSEG.
+    pub msgseg: u16,
+}
+
+/// A queue's part of its object slot.
+#[repr(C)]
+struct Queue {
+    qbytes: Word,
+    qnum: Word,
+    cbytes: Word,
+    lspid: Word,
+    lrpid: Word,
+    stime: Word64,
+    rtime: Word64,
+    /// The ring: offset (0 until the first send), capacity, and the byte
+    /// offsets of the first record and of the free run's start, and the
+    /// bytes between them (taken records included).
+    ring: Word,
+    capacity: Word,
+    head: Word,
+    tail: Word,
+    used: Word,
+    /// Bumped whenever a receiver may now succeed, and whenever a sender may.
+    receive_seq: Word,
+    send_seq: Word,
+    /// Callers asleep on each sequence word.
+    receivers_asleep: Word,
+    senders_asleep: Word,
+}
+
+// SAFETY: `repr(C)`, words and word pairs, no padding.
+unsafe impl Record for Queue {}
+
+/// A record's header in the ring; the payload follows, padded to 16 bytes.
+#[repr(C)]
+struct MsgHeader {
+    len: Word,
+    state: Word,
+    mtype: Word64,
+}
+
+// SAFETY: `repr(C)`, words and a word pair, no padding.
+unsafe impl Record for MsgHeader {}
+
+/// Record states.
+const LIVE: u32 = 1;
+const TAKEN: u32 = 2;
+/// Fills the end of the ring when a record did not fit there.
+const SKIP: u32 = 3;
+
+const ALIGN: u32 = 16;
+const OWNER_RING: u32 = 2;
+/// The smallest ring.
+const MIN_RING: u32 = 1024;
+/// How often a sleeper wakes on its own to look again.
+const RECHECK_NS: u64 = 100_000_000;
+/// Spins on the sequence word before sleeping.
+const SPINS: u32 = 500;
+
+/// `base + offset`, both read from the arena: an overflow is corruption.
+fn at(base: u32, offset: u32) -> Result<u32> {
+    base.checked_add(offset).ok_or(Errno::CORRUPT)
+}
+
+/// Bytes a record of `len` payload bytes takes.
+fn record_size(len: u32) -> u32 {
+    MsgHeader::SIZE + len.div_ceil(ALIGN) * ALIGN
+}
+
+/// Which message `msgrcv` looks for (Linux `convert_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Search {
+    Any,
+    Equal(i64),
+    NotEqual(i64),
+    LessEqual(i64),
+    Number(i64),
+}
+
+impl Search {
+    fn new(msgtyp: i64, flags: i32) -> Search {
+        if flags & MSG_COPY != 0 {
+            Search::Number(msgtyp)
+        } else if msgtyp == 0 {
+            Search::Any
+        } else if msgtyp < 0 {
+            Search::LessEqual(msgtyp.checked_neg().unwrap_or(i64::MAX))
+        } else if flags & MSG_EXCEPT != 0 {
+            Search::NotEqual(msgtyp)
+        } else {
+            Search::Equal(msgtyp)
+        }
+    }
+}
+
+/// A live record found in the ring.
+#[derive(Clone, Copy)]
+struct Found {
+    at: u32,
+    len: u32,
+    mtype: i64,
+}
+
+/// A queue, resolved.
+struct QueueView<'m> {
+    queue: &'m Queue,
+}
+
+impl<'m, H: Host> Namespace<'m, H> {
+    fn queue_view(&self, object: &Object<'m>) -> QueueView<'m> {
+        QueueView {
+            queue: object.ext_as::<Queue>(),
+        }
+    }
+
+    /// `msgget`: the queue `key` names, or a new one.
+    pub fn msgget(&self, key: i32, flags: i32, cred: &Cred<'_>) -> Result<i32> {
+        let msgmnb = self.layout.limits.msgmnb;
+        self.ipc_get(
+            Kind::Msg,
+            key,
+            flags,
+            cred,
+            |_| Ok(()),
+            |_, object| {
+                // Not live yet: no journal needed.
+                object.ext_as::<Queue>().qbytes.set(msgmnb);
+                Ok(())
+            },
+        )
+    }
+
+    /// The ring's records in order, from the head (bounded; a bad record is
+    /// an error). Calls `visit` with each live record until it says stop.
+    fn walk(&self, q: &QueueView<'m>, mut visit: impl FnMut(Found) -> bool) -> Result<()> {
+        let queue = q.queue;
+        let (ring, capacity) = (queue.ring.get(), queue.capacity.get());
+        let (mut at, tail) = (queue.head.get(), queue.tail.get());
+        let mut left = queue.used.get();
+        if left > capacity || at >= capacity.max(1) || tail >= capacity.max(1) {
+            return if left == 0 {
+                Ok(())
+            } else {
+                Err(Errno::CORRUPT)
+            };
+        }
+        while left > 0 {
+            let header = self.arena.get(Off::<MsgHeader>::new(
+                ring.checked_add(at).ok_or(Errno::CORRUPT)?,
+            ))?;
+            let (len, state) = (header.len.get(), header.state.get());
+            let size = match state {
+                SKIP => capacity - at,
+                LIVE | TAKEN if len <= self.layout.limits.msgmax => record_size(len),
+                _ => return Err(Errno::CORRUPT),
+            };
+            if size > left || at + size > capacity {
+                return Err(Errno::CORRUPT);
+            }
+            if state == LIVE {
+                let found = Found {
+                    at,
+                    len,
+                    mtype: header.mtype.get() as i64,
+                };
+                if !visit(found) {
+                    return Ok(());
+                }
+            }
+            left -= size;
+            at = if at + size == capacity { 0 } else { at + size };
+        }
+        Ok(())
+    }
+
+    fn find(&self, q: &QueueView<'m>, search: Search) -> Result<Option<Found>> {
+        let mut best: Option<Found> = None;
+        let mut position = 0;
+        self.walk(q, |m| {
+            let take = match search {
+                Search::Any => true,
+                Search::Equal(t) => m.mtype == t,
+                Search::NotEqual(t) => m.mtype != t,
+                Search::LessEqual(t) => {
+                    if m.mtype <= t && best.is_none_or(|b| m.mtype < b.mtype) {
+                        best = Some(m);
+                    }
+                    // The lowest possible type cannot be beaten.
+                    return !(m.mtype <= 1 && best.is_some());
+                }
+                Search::Number(n) => {
+                    position += 1;
+                    position - 1 == n
+                }
+            };
+            if take {
+                best = Some(m);
+            }
+            !take
+        })?;
+        Ok(best)
+    }
+
+    /// Whether a message of `len` bytes fits (Linux `msg_fits_inqueue`).
+    fn fits(queue: &Queue, len: u32) -> bool {
+        let qbytes = u64::from(queue.qbytes.get());
+        u64::from(queue.cbytes.get()) + u64::from(len) <= qbytes
+            && u64::from(queue.qnum.get()) < qbytes
+    }
+
+    /// `msgsnd`: queues a message of type `mtype` holding `data`.
+    pub fn msgsnd(
+        &self,
+        msqid: i32,
+        mtype: i64,
+        data: &[u8],
+        flags: i32,
+        cred: &Cred<'_>,
+    ) -> Result<()> {
+        let len = u32::try_from(data.len()).map_err(|_| Errno::EINVAL)?;
+        if len > self.layout.limits.msgmax || msqid < 0 || mtype < 1 {
+            return Err(Errno::EINVAL);
+        }
+        let pid = self.identity()?.1;
+        loop {
+            let mut locked = self.lock_object(Kind::Msg, msqid)?;
+            let q = self.queue_view(&locked.object);
+            if !locked.object.allows(cred, 0o222) {
+                return Err(Errno::EACCES);
+            }
+            if Self::fits(q.queue, len) {
+                let old_ring = self.append(&mut locked, &q, mtype, data, pid)?;
+                let wake = Self::bump(&q.queue.receive_seq, &q.queue.receivers_asleep);
+                locked.commit();
+                if let Some(ring) = old_ring {
+                    self.free_ring(ring, msqid)?;
+                }
+                if wake {
+                    self.host.wake(q.queue.receive_seq.atomic(), u32::MAX);
+                }
+                return Ok(());
+            }
+            if flags & IPC_NOWAIT != 0 {
+                return Err(Errno::EAGAIN);
+            }
+            self.wait(locked, &q.queue.send_seq, &q.queue.senders_asleep, None)?;
+        }
+    }
+
+    /// Appends a record (the queue has room by `msg_qbytes`). Returns a ring
+    /// replaced by a larger one, to be freed after commit.
+    fn append(
+        &self,
+        locked: &mut ObjectTxn<'_, 'm, H>,
+        q: &QueueView<'m>,
+        mtype: i64,
+        data: &[u8],
+        pid: u32,
+    ) -> Result<Option<u32>> {
+        let queue = q.queue;
+        let len = data.len() as u32;
+        let size = record_size(len);
+        let replaced = if self.room_at_tail(queue, size).is_none() {
+            Some(self.grow(locked, q, size)?)
+        } else {
+            None
+        };
+        let (tail, skip) = self.room_at_tail(queue, size).ok_or(Errno::CORRUPT)?;
+        let ring = queue.ring.get();
+        let txn = &mut locked.txn;
+        // Past the tail nothing is reachable until the tail moves (journaled).
+        if skip > 0 {
+            let filler = self
+                .arena
+                .get(Off::<MsgHeader>::new(ring + queue.tail.get()))?;
+            filler.len.set(skip - MsgHeader::SIZE);
+            filler.state.set(SKIP);
+        }
+        let header = self.arena.get(Off::<MsgHeader>::new(at(ring, tail)?))?;
+        header.len.set(len);
+        header.mtype.set(mtype as u64);
+        header.state.set(LIVE);
+        self.arena
+            .write_bytes(ring + tail + MsgHeader::SIZE, data)?;
+        let capacity = queue.capacity.get();
+        let new_tail = if tail + size == capacity {
+            0
+        } else {
+            tail + size
+        };
+        txn.set(&queue.tail, new_tail)?;
+        txn.set(&queue.used, queue.used.get() + skip + size)?;
+        txn.set(&queue.qnum, queue.qnum.get() + 1)?;
+        txn.set(&queue.cbytes, queue.cbytes.get() + len)?;
+        txn.set(&queue.lspid, pid)?;
+        txn.set64(&queue.stime, self.host.wall_clock() as u64)?;
+        Ok(replaced.flatten())
+    }
+
+    /// Where a record of `size` bytes goes: its offset, and the bytes of
+    /// filler needed first to wrap to the ring's start; `None` if it does not
+    /// fit in the free run.
+    fn room_at_tail(&self, queue: &Queue, size: u32) -> Option<(u32, u32)> {
+        if queue.ring.get() == 0 {
+            return None;
+        }
+        let (capacity, tail, used) = (queue.capacity.get(), queue.tail.get(), queue.used.get());
+        let free = capacity.checked_sub(used)?;
+        if tail >= capacity {
+            return None;
+        }
+        let to_end = capacity - tail;
+        if size <= to_end {
+            (size <= free).then_some((tail, 0))
+        } else {
+            // Wrap: the filler to the end, then the record at 0.
+            (u64::from(to_end) + u64::from(size) <= u64::from(free)).then_some((0, to_end))
+        }
+    }
+
+    /// Copies the live records into a new ring with room for `size` more
+    /// bytes and publishes it; returns the old ring (0 if none).
+    fn grow(
+        &self,
+        locked: &mut ObjectTxn<'_, 'm, H>,
+        q: &QueueView<'m>,
+        size: u32,
+    ) -> Result<Option<u32>> {
+        let queue = q.queue;
+        let mut live = 0u32;
+        self.walk(q, |m| {
+            live += record_size(m.len);
+            true
+        })?;
+        // The most a queue can need: every message a minimal record.
+        let qbytes = queue.qbytes.get().max(1);
+        let most = qbytes
+            .saturating_mul(MsgHeader::SIZE + ALIGN)
+            .saturating_add(qbytes)
+            .max(MIN_RING);
+        let wanted = live
+            .saturating_add(size)
+            .saturating_mul(2)
+            .clamp(MIN_RING, most.max(live + size));
+        let capacity = wanted
+            .checked_next_power_of_two()
+            .unwrap_or(wanted)
+            .min(self.layout.limits.heap_bytes)
+            & !(ALIGN - 1);
+        if capacity < live.saturating_add(size) {
+            return Err(Errno::ENOMEM);
+        }
+        let owner = BlockOwner {
+            kind: OWNER_RING,
+            id: locked.object.id() as u32,
+        };
+        let fresh = self.heap_alloc(capacity, owner)?;
+        let mut written = 0u32;
+        let mut copy = [0u8; 256];
+        let old = queue.ring.get();
+        let copied = self.walk(q, |m| {
+            let (Ok(from), Ok(to)) = (at(old, m.at), at(fresh, written)) else {
+                return false;
+            };
+            let header = match self.arena.get(Off::<MsgHeader>::new(to)) {
+                Ok(header) => header,
+                Err(_) => return false,
+            };
+            header.len.set(m.len);
+            header.mtype.set(m.mtype as u64);
+            header.state.set(LIVE);
+            let mut done = 0;
+            while done < m.len {
+                let n = (m.len - done).min(copy.len() as u32);
+                let chunk = &mut copy[..n as usize];
+                let moved = self
+                    .arena
+                    .read_bytes(from + MsgHeader::SIZE + done, chunk)
+                    .and_then(|()| self.arena.write_bytes(to + MsgHeader::SIZE + done, chunk));
+                if moved.is_err() {
+                    return false;
+                }
+                done += n;
+            }
+            written += record_size(m.len);
+            true
+        });
+        if copied.is_err() || written != live {
+            self.heap_free(fresh, owner)?;
+            return Err(Errno::CORRUPT);
+        }
+        let txn = &mut locked.txn;
+        txn.set(&queue.ring, fresh)?;
+        txn.set(&queue.capacity, capacity)?;
+        txn.set(&queue.head, 0)?;
+        txn.set(&queue.tail, if live == capacity { 0 } else { live })?;
+        txn.set(&queue.used, live)?;
+        Ok((old != 0).then_some(old))
+    }
+
+    fn free_ring(&self, ring: u32, msqid: i32) -> Result<()> {
+        let owner = BlockOwner {
+            kind: OWNER_RING,
+            id: msqid as u32,
+        };
+        self.heap_free(ring, owner)
+    }
+
+    /// Bumps a sequence word, with the lock held, if anyone sleeps on it;
+    /// returns whether the caller must wake them once it releases the lock.
+    /// Not journaled: a bump whose change is rolled back only wakes a sleeper
+    /// early, and it looks again.
+    fn bump(seq: &Word, asleep: &Word) -> bool {
+        if asleep.atomic().load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        seq.atomic().fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    /// Sleeps until `seq` moves (or a periodic check is due), then returns for
+    /// the caller to try again; `EIDRM` if the queue went meanwhile, `EINTR`
+    /// on a signal, `EAGAIN` past `deadline`.
+    fn wait(
+        &self,
+        locked: ObjectTxn<'_, 'm, H>,
+        seq: &'m Word,
+        asleep: &'m Word,
+        deadline: Option<Deadline>,
+    ) -> Result<()> {
+        let id = locked.object.id();
+        let seen = seq.atomic().load(Ordering::Acquire);
+        asleep.atomic().fetch_add(1, Ordering::AcqRel);
+        drop(locked);
+        let mut woke = Wake::Woken;
+        let mut moved = false;
+        for _ in 0..SPINS {
+            if seq.atomic().load(Ordering::Acquire) != seen {
+                moved = true;
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        if !moved {
+            let recheck = Deadline::after(self.host.now(), RECHECK_NS);
+            let until = deadline.map_or(recheck, |d| d.min(recheck));
+            woke = self.host.wait(seq.atomic(), seen, Some(until));
+        }
+        asleep.atomic().fetch_sub(1, Ordering::AcqRel);
+        match self.lock_object(Kind::Msg, id) {
+            Err(Errno::EINVAL) => return Err(Errno::EIDRM),
+            Err(err) => return Err(err),
+            Ok(_) => {}
+        }
+        if woke == Wake::Interrupted {
+            return Err(Errno::EINTR);
+        }
+        if deadline.is_some_and(|d| self.host.now() >= d) {
+            return Err(Errno::EAGAIN);
+        }
+        Ok(())
+    }
+
+    /// `msgrcv`: takes (or with `MSG_COPY` copies) a message into `out`, which
+    /// holds up to `bufsz` bytes (`out.len()` ≥ `bufsz.min(MSGMAX)`). Returns
+    /// the message's type and the bytes copied.
+    pub fn msgrcv(
+        &self,
+        msqid: i32,
+        bufsz: i64,
+        msgtyp: i64,
+        flags: i32,
+        out: &mut [u8],
+        cred: &Cred<'_>,
+    ) -> Result<(i64, usize)> {
+        if msqid < 0 || bufsz < 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags & MSG_COPY != 0 && (flags & MSG_EXCEPT != 0 || flags & IPC_NOWAIT == 0) {
+            return Err(Errno::EINVAL);
+        }
+        let search = Search::new(msgtyp, flags);
+        let pid = self.identity()?.1;
+        loop {
+            let mut locked = self.lock_object(Kind::Msg, msqid)?;
+            let q = self.queue_view(&locked.object);
+            if !locked.object.allows(cred, 0o444) {
+                return Err(Errno::EACCES);
+            }
+            if let Some(found) = self.find(&q, search)? {
+                if u64::from(found.len) > bufsz as u64 && flags & MSG_NOERROR == 0 {
+                    return Err(Errno::E2BIG);
+                }
+                let n = (found.len as usize).min(bufsz as usize).min(out.len());
+                let payload = at(at(q.queue.ring.get(), found.at)?, MsgHeader::SIZE)?;
+                self.arena.read_bytes(payload, &mut out[..n])?;
+                if flags & MSG_COPY != 0 {
+                    return Ok((found.mtype, n));
+                }
+                self.take(&mut locked.txn, &q, found, pid)?;
+                let wake = Self::bump(&q.queue.send_seq, &q.queue.senders_asleep);
+                locked.commit();
+                if wake {
+                    self.host.wake(q.queue.send_seq.atomic(), u32::MAX);
+                }
+                return Ok((found.mtype, n));
+            }
+            if flags & IPC_NOWAIT != 0 {
+                return Err(Errno::ENOMSG);
+            }
+            self.wait(
+                locked,
+                &q.queue.receive_seq,
+                &q.queue.receivers_asleep,
+                None,
+            )?;
+        }
+    }
+
+    /// Removes a record: the head moves past it (and past taken records and
+    /// filler after it) if it is first, else it is marked taken.
+    fn take(
+        &self,
+        txn: &mut Txn<'_, 'm, H>,
+        q: &QueueView<'m>,
+        found: Found,
+        pid: u32,
+    ) -> Result<()> {
+        let queue = q.queue;
+        let ring = queue.ring.get();
+        let header = self.arena.get(Off::<MsgHeader>::new(at(ring, found.at)?))?;
+        txn.set(&header.state, TAKEN)?;
+        // Advance the head over whatever is no longer live.
+        let capacity = queue.capacity.get();
+        let (mut head, mut used) = (queue.head.get(), queue.used.get());
+        while used > 0 {
+            let first = self.arena.get(Off::<MsgHeader>::new(at(ring, head)?))?;
+            let size = match first.state.get() {
+                SKIP => capacity.checked_sub(head).ok_or(Errno::CORRUPT)?,
+                TAKEN => record_size(first.len.get()),
+                _ => break,
+            };
+            if size > used {
+                return Err(Errno::CORRUPT);
+            }
+            used -= size;
+            head = if head + size >= capacity {
+                0
+            } else {
+                head + size
+            };
+        }
+        if used == 0 {
+            // Empty: start again at the ring's start.
+            txn.set(&queue.tail, 0)?;
+            head = 0;
+        }
+        txn.set(&queue.head, head)?;
+        txn.set(&queue.used, used)?;
+        txn.set(&queue.qnum, queue.qnum.get().saturating_sub(1))?;
+        txn.set(&queue.cbytes, queue.cbytes.get().saturating_sub(found.len))?;
+        txn.set(&queue.lrpid, pid)?;
+        txn.set64(&queue.rtime, self.host.wall_clock() as u64)
+    }
+
+    fn msqid_ds(&self, object: &Object<'m>) -> MsqidDs {
+        let queue = self.queue_view(object).queue;
+        MsqidDs {
+            perm: object.perm(),
+            stime: queue.stime.get() as i64,
+            rtime: queue.rtime.get() as i64,
+            ctime: object.ctime(),
+            cbytes: u64::from(queue.cbytes.get()),
+            qnum: u64::from(queue.qnum.get()),
+            qbytes: u64::from(queue.qbytes.get()),
+            lspid: queue.lspid.get() as i32,
+            lrpid: queue.lrpid.get() as i32,
+        }
+    }
+
+    /// `msgctl(IPC_STAT)`.
+    pub fn msg_stat(&self, msqid: i32, cred: &Cred<'_>) -> Result<MsqidDs> {
+        if msqid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let locked = self.lock_object(Kind::Msg, msqid)?;
+        if !locked.object.allows(cred, 0o444) {
+            return Err(Errno::EACCES);
+        }
+        Ok(self.msqid_ds(&locked.object))
+    }
+
+    /// `msgctl(MSG_STAT)` (`any`: `MSG_STAT_ANY`, without the read check): the
+    /// queue in slot `index`, and its id.
+    pub fn msg_stat_index(&self, index: i32, any: bool, cred: &Cred<'_>) -> Result<(i32, MsqidDs)> {
+        let locked = self.lock_index(Kind::Msg, index)?;
+        if !any && !locked.object.allows(cred, 0o444) {
+            return Err(Errno::EACCES);
+        }
+        Ok((locked.object.id(), self.msqid_ds(&locked.object)))
+    }
+
+    /// `msgctl(IPC_SET)`: owner, group, permission bits and `msg_qbytes`
+    /// (above MSGMNB only with `CAP_SYS_RESOURCE`).
+    pub fn msg_set(
+        &self,
+        msqid: i32,
+        cred: &Cred<'_>,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+        qbytes: u64,
+    ) -> Result<()> {
+        if msqid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut locked = self.lock_object(Kind::Msg, msqid)?;
+        if !locked.object.perm().owned_by(cred) {
+            return Err(Errno::EPERM);
+        }
+        if qbytes > u64::from(self.layout.limits.msgmnb) && !cred.sys_resource {
+            return Err(Errno::EPERM);
+        }
+        let qbytes = u32::try_from(qbytes).map_err(|_| Errno::EINVAL)?;
+        self.ipc_set_perm(&mut locked, cred, uid, gid, mode)?;
+        let queue = self.queue_view(&locked.object).queue;
+        locked.txn.set(&queue.qbytes, qbytes)?;
+        // Senders may fit now.
+        let wake = Self::bump(&queue.send_seq, &queue.senders_asleep);
+        locked.commit();
+        if wake {
+            self.host.wake(queue.send_seq.atomic(), u32::MAX);
+        }
+        Ok(())
+    }
+
+    /// `msgctl(IPC_RMID)`: removes the queue and its messages; every sleeper
+    /// gets `EIDRM`.
+    pub fn msg_remove(&self, msqid: i32, cred: &Cred<'_>) -> Result<()> {
+        if msqid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let ring = self.ipc_remove_then(
+            Kind::Msg,
+            msqid,
+            cred,
+            |_, object| Ok(self.queue_view(object).queue),
+            |_, queue| {
+                for (seq, asleep) in [
+                    (&queue.receive_seq, &queue.receivers_asleep),
+                    (&queue.send_seq, &queue.senders_asleep),
+                ] {
+                    seq.atomic().fetch_add(1, Ordering::AcqRel);
+                    if asleep.atomic().load(Ordering::Acquire) != 0 {
+                        self.host.wake(seq.atomic(), u32::MAX);
+                    }
+                }
+                queue.ring.get()
+            },
+        )?;
+        if ring == 0 {
+            return Ok(());
+        }
+        self.free_ring(ring, msqid)
+    }
+
+    /// `msgctl(IPC_INFO)` (`usage: false`) or `msgctl(MSG_INFO)` (`usage:
+    /// true`), and the value the call returns: the highest index in use, or 0.
+    pub fn msg_info(&self, usage: bool) -> (i32, MsgInfo) {
+        let l = &self.layout.limits;
+        let narrow = |value: u64| value.min(i32::MAX as u64) as i32;
+        let mut info = MsgInfo {
+            msgpool: narrow(u64::from(l.msgmni) * u64::from(l.msgmnb) / 1024),
+            msgmap: narrow(u64::from(l.msgmnb)),
+            msgmax: narrow(u64::from(l.msgmax)),
+            msgmnb: narrow(u64::from(l.msgmnb)),
+            msgmni: narrow(u64::from(l.msgmni)),
+            msgssz: 16,
+            msgtql: narrow(u64::from(l.msgmnb)),
+            msgseg: 0xffff,
+        };
+        if usage {
+            let (mut messages, mut bytes) = (0u64, 0u64);
+            for (id, _) in self.objects(Kind::Msg) {
+                if let Ok(locked) = self.lock_object(Kind::Msg, id) {
+                    let queue = self.queue_view(&locked.object).queue;
+                    messages += u64::from(queue.qnum.get());
+                    bytes += u64::from(queue.cbytes.get());
+                }
+            }
+            info.msgpool = narrow(u64::from(self.in_use(Kind::Msg)));
+            info.msgmap = narrow(messages);
+            info.msgtql = narrow(bytes);
+        }
+        (self.max_index(Kind::Msg).max(0), info)
+    }
+}
