@@ -23,6 +23,8 @@ Measures usysv and the kernel's System V IPC side by side and prints a table:
   uncontended P+V      one process, semop -1 then +1 (and POSIX sem_wait/sem_post)
   ping-pong            two processes handing a token back and forth
   contention           4 processes taking turns on one binary semaphore
+  messages             a producer and a consumer, 8, 64 and 1024 bytes a message
+  request/response     a 64-byte message there and back between two processes
 S is the time per measurement (default 1). The arena defaults to a fresh
 temporary one, removed afterwards.";
 
@@ -111,6 +113,165 @@ impl Drop for KernelSet {
         // SAFETY: removing a set this process created; IPC_RMID takes no fourth argument.
         unsafe { libc::semctl(self.0.id, 0, libc::IPC_RMID) };
     }
+}
+
+/// A message queue, in usysv or in the kernel.
+trait Queue {
+    fn send(&self, mtype: i64, data: &[u8]) -> Result<(), String>;
+    fn receive(&self, mtype: i64, buf: &mut [u8]) -> Result<usize, String>;
+}
+
+struct UsysvQueue {
+    ipc: Ipc,
+    id: i32,
+}
+
+impl Queue for UsysvQueue {
+    fn send(&self, mtype: i64, data: &[u8]) -> Result<(), String> {
+        self.ipc
+            .msgsnd(self.id, mtype, data, 0)
+            .map_err(|err| format!("usysv msgsnd: {err}"))
+    }
+
+    fn receive(&self, mtype: i64, buf: &mut [u8]) -> Result<usize, String> {
+        self.ipc
+            .msgrcv(self.id, buf, mtype, 0)
+            .map(|(_, n)| n)
+            .map_err(|err| format!("usysv msgrcv: {err}"))
+    }
+}
+
+/// A kernel queue (a handle: [`KernelQueueOwner`] owns it).
+#[derive(Clone, Copy)]
+struct KernelQueue {
+    id: i32,
+}
+
+/// `struct msgbuf` with room for the largest benchmark message.
+#[repr(C)]
+struct MsgBuf {
+    mtype: libc::c_long,
+    mtext: [u8; 1024],
+}
+
+impl Queue for KernelQueue {
+    fn send(&self, mtype: i64, data: &[u8]) -> Result<(), String> {
+        let mut msg = MsgBuf {
+            mtype,
+            mtext: [0; 1024],
+        };
+        let n = data.len().min(msg.mtext.len());
+        msg.mtext[..n].copy_from_slice(&data[..n]);
+        // SAFETY: `msg` is a msgbuf with at least `n` bytes of text.
+        match unsafe { libc::msgsnd(self.id, (&msg as *const MsgBuf).cast(), n, 0) } {
+            0 => Ok(()),
+            _ => Err(format!(
+                "kernel msgsnd: {}",
+                std::io::Error::last_os_error()
+            )),
+        }
+    }
+
+    fn receive(&self, mtype: i64, buf: &mut [u8]) -> Result<usize, String> {
+        let mut msg = MsgBuf {
+            mtype: 0,
+            mtext: [0; 1024],
+        };
+        let size = buf.len().min(msg.mtext.len());
+        // SAFETY: `msg` has room for `size` bytes of text.
+        let got =
+            unsafe { libc::msgrcv(self.id, (&mut msg as *mut MsgBuf).cast(), size, mtype, 0) };
+        if got < 0 {
+            return Err(format!(
+                "kernel msgrcv: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let got = got as usize;
+        buf[..got].copy_from_slice(&msg.mtext[..got]);
+        Ok(got)
+    }
+}
+
+/// A kernel queue, removed on drop.
+struct KernelQueueOwner(KernelQueue);
+
+impl KernelQueueOwner {
+    fn new() -> Result<KernelQueueOwner, String> {
+        // SAFETY: plain system call with integer arguments.
+        let id = unsafe { libc::msgget(IPC_PRIVATE, IPC_CREAT | 0o600) };
+        if id < 0 {
+            return Err(format!(
+                "kernel msgget: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(KernelQueueOwner(KernelQueue { id }))
+    }
+}
+
+impl Drop for KernelQueueOwner {
+    fn drop(&mut self) {
+        // SAFETY: removing a queue this process created; no buffer is passed.
+        unsafe { libc::msgctl(self.0.id, libc::IPC_RMID, std::ptr::null_mut()) };
+    }
+}
+
+/// Makes a child's own handle on the queue, after the fork.
+type ChildQueue<'a> = &'a dyn Fn() -> Result<Box<dyn Queue>, String>;
+
+/// A producer (this process) sends `count` messages of `size` bytes that a
+/// consumer (a child) receives; returns messages per second.
+fn stream(
+    queue: &dyn Queue,
+    child_queue: ChildQueue<'_>,
+    size: usize,
+    count: u32,
+) -> Result<f64, String> {
+    let start = Instant::now();
+    let consumer = fork(|| {
+        let queue = child_queue()?;
+        let mut buf = vec![0u8; size];
+        for _ in 0..count {
+            queue.receive(0, &mut buf)?;
+        }
+        Ok(())
+    })?;
+    let data = vec![7u8; size];
+    for i in 0..count {
+        queue.send(1 + i64::from(i % 4), &data)?;
+    }
+    reap(consumer)?;
+    Ok(f64::from(count) / start.elapsed().as_secs_f64())
+}
+
+/// A client (this process) sends a 64-byte request of type 1 and waits for
+/// the reply of type 2 from a server (a child); returns nanoseconds per
+/// round trip.
+fn request_response(
+    queue: &dyn Queue,
+    child_queue: ChildQueue<'_>,
+    rounds: u32,
+) -> Result<f64, String> {
+    let server = fork(|| {
+        let queue = child_queue()?;
+        let mut buf = [0u8; 64];
+        for _ in 0..rounds {
+            let n = queue.receive(1, &mut buf)?;
+            queue.send(2, &buf[..n])?;
+        }
+        Ok(())
+    })?;
+    let request = [1u8; 64];
+    let mut reply = [0u8; 64];
+    let start = Instant::now();
+    for _ in 0..rounds {
+        queue.send(1, &request)?;
+        queue.receive(2, &mut reply)?;
+    }
+    let elapsed = start.elapsed();
+    reap(server)?;
+    Ok(elapsed.as_nanos() as f64 / f64::from(rounds))
 }
 
 /// Makes a child's own handle on the semaphores, after the fork.
@@ -306,7 +467,8 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
     };
     let theirs = kernel.0;
     let child_kernel = || -> Result<Box<dyn Sems>, String> { Ok(Box::new(theirs)) };
-    let measured = measure(&ours, &theirs, &child_usysv, &child_kernel, time, seconds);
+    let measured = measure(&ours, &theirs, &child_usysv, &child_kernel, time, seconds)
+        .and_then(|()| measure_messages(&path, seconds));
     let _ = ours.ipc.semctl_rmid(id);
     drop(ours);
     drop(kernel);
@@ -325,7 +487,7 @@ fn measure(
     seconds: u64,
 ) -> Result<(), String> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    println!("usysv bench: semaphores, {cores} cores, {seconds} s per measurement");
+    println!("usysv bench: {cores} cores, {seconds} s per semaphore measurement");
     println!(
         "{:<44} {:>12} {:>12} {:>9}",
         "benchmark", "usysv", "kernel", "speed-up"
@@ -360,6 +522,40 @@ fn measure(
         "{:<44} {:>12.2} {:>12.2}",
         "  fairness: least / most served", u.1, k.1
     );
+    Ok(())
+}
+
+fn measure_messages(path: &std::path::Path, seconds: u64) -> Result<(), String> {
+    let open = || Ipc::open(path, &Limits::default(), 0o600).map_err(|err| err.to_string());
+    let ipc = open()?;
+    let id = ipc
+        .msgget(IPC_PRIVATE, IPC_CREAT | 0o600)
+        .map_err(|err| format!("msgget: {err}"))?;
+    let ours = UsysvQueue { ipc, id };
+    let kernel = KernelQueueOwner::new()?;
+    let theirs = kernel.0;
+    let child_usysv =
+        || -> Result<Box<dyn Queue>, String> { Ok(Box::new(UsysvQueue { ipc: open()?, id })) };
+    let child_kernel = || -> Result<Box<dyn Queue>, String> { Ok(Box::new(theirs)) };
+    let scale = seconds.min(u64::from(u32::MAX / 400_000)) as u32;
+    for size in [8, 64, 1024] {
+        let count = 200_000 * scale;
+        let u = stream(&ours, &child_usysv, size, count)?;
+        let k = stream(&theirs, &child_kernel, size, count)?;
+        row(
+            &format!("producer -> consumer, {size}-byte messages (k/s)"),
+            u / 1e3,
+            k / 1e3,
+            u / k,
+        );
+    }
+    let rounds = 20_000 * scale;
+    let (u, k) = (
+        request_response(&ours, &child_usysv, rounds)?,
+        request_response(&theirs, &child_kernel, rounds)?,
+    );
+    row("64-byte request/response round trip (ns)", u, k, k / u);
+    let _ = ours.ipc.msgctl_rmid(id);
     Ok(())
 }
 

@@ -34,11 +34,12 @@
 //! journaled store (copy on write).
 //!
 //! **Waiting.** Each queue has a sequence word for receivers and one for
-//! senders, and counts of the callers asleep on each. A caller that must wait
-//! notes the sequence and counts itself under the lock, then sleeps on the
-//! word; whoever changes the queue bumps the other side's sequence under the
-//! lock and wakes that side after releasing it — a system call only when
-//! someone sleeps. Woken callers try again, so when several wait for the same
+//! senders, and counts of the callers asleep on each. Whoever changes the
+//! queue bumps the other side's sequence under the lock, and wakes that side
+//! after releasing it if anyone there sleeps. A caller that must wait notes
+//! the sequence under the lock, spins on it for a while, and only then counts
+//! itself asleep and sleeps on the word — a system call only when someone
+//! sleeps. Woken callers try again, so when several wait for the same
 //! kind of message, which of them gets it is not decided by arrival order (a
 //! difference from Linux, which hands a message straight to the first
 //! waiting receiver).
@@ -163,8 +164,10 @@ const OWNER_RING: u32 = 2;
 const MIN_RING: u32 = 1024;
 /// How often a sleeper wakes on its own to look again.
 const RECHECK_NS: u64 = 100_000_000;
-/// Spins on the sequence word before sleeping.
+/// Spins on the sequence word before sleeping: rounds of spins, with the
+/// processor offered to others between rounds.
 const SPINS: u32 = 500;
+const SPIN_ROUNDS: u32 = 4;
 
 /// `base + offset`, both read from the arena: an overflow is corruption.
 fn at(base: u32, offset: u32) -> Result<u32> {
@@ -515,16 +518,13 @@ impl<'m, H: Host> Namespace<'m, H> {
         self.heap_free(ring, owner)
     }
 
-    /// Bumps a sequence word, with the lock held, if anyone sleeps on it;
-    /// returns whether the caller must wake them once it releases the lock.
-    /// Not journaled: a bump whose change is rolled back only wakes a sleeper
+    /// Bumps a sequence word, with the lock held; returns whether anyone
+    /// sleeps on it (then the caller wakes them once it releases the lock).
+    /// Not journaled: a bump whose change is rolled back only wakes a waiter
     /// early, and it looks again.
     fn bump(seq: &Word, asleep: &Word) -> bool {
-        if asleep.atomic().load(Ordering::Acquire) == 0 {
-            return false;
-        }
         seq.atomic().fetch_add(1, Ordering::AcqRel);
-        true
+        asleep.atomic().load(Ordering::Acquire) != 0
     }
 
     /// Sleeps until `seq` moves (or a periodic check is due), then returns for
@@ -539,23 +539,33 @@ impl<'m, H: Host> Namespace<'m, H> {
     ) -> Result<()> {
         let id = locked.object.id();
         let seen = seq.atomic().load(Ordering::Acquire);
-        asleep.atomic().fetch_add(1, Ordering::AcqRel);
         drop(locked);
-        let mut woke = Wake::Woken;
+        // Spin first (yielding between rounds): a change made meanwhile costs
+        // no system call on either side.
         let mut moved = false;
-        for _ in 0..SPINS {
-            if seq.atomic().load(Ordering::Acquire) != seen {
-                moved = true;
+        for _ in 0..SPIN_ROUNDS {
+            for _ in 0..SPINS {
+                if seq.atomic().load(Ordering::Acquire) != seen {
+                    moved = true;
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+            if moved {
                 break;
             }
-            core::hint::spin_loop();
+            self.host.yield_now();
         }
+        let mut woke = Wake::Woken;
         if !moved {
+            // Counted only now: a change after `seen` either shows in the
+            // word (the wait returns at once) or finds us counted and wakes us.
+            asleep.atomic().fetch_add(1, Ordering::AcqRel);
             let recheck = Deadline::after(self.host.now(), RECHECK_NS);
             let until = deadline.map_or(recheck, |d| d.min(recheck));
             woke = self.host.wait(seq.atomic(), seen, Some(until));
+            asleep.atomic().fetch_sub(1, Ordering::AcqRel);
         }
-        asleep.atomic().fetch_sub(1, Ordering::AcqRel);
         match self.lock_object(Kind::Msg, id) {
             Err(Errno::EINVAL) => return Err(Errno::EIDRM),
             Err(err) => return Err(err),
