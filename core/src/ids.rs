@@ -581,6 +581,10 @@ impl<'m, H: Host> Namespace<'m, H> {
         if !object.object.perm().owned_by(cred) {
             return Err(Errno::EPERM);
         }
+        // Linux `ipc_update_perm`: (uid_t)-1 and (gid_t)-1 are no ids.
+        if uid == u32::MAX || gid == u32::MAX {
+            return Err(Errno::EINVAL);
+        }
         let slot = object.object.slot;
         let txn = &mut object.txn;
         txn.set(&slot.perm.uid, uid)?;

@@ -607,8 +607,15 @@ impl<'m, H: Host> Namespace<'m, H> {
                 return Err(Errno::EACCES);
             }
             if let Some(found) = self.find(&q, search)? {
-                if u64::from(found.len) > bufsz as u64 && flags & MSG_NOERROR == 0 {
-                    return Err(Errno::E2BIG);
+                if u64::from(found.len) > bufsz as u64 {
+                    if flags & MSG_NOERROR == 0 {
+                        return Err(Errno::E2BIG);
+                    }
+                    // Linux copies into a buffer of `bufsz` bytes, which refuses
+                    // a longer message even with MSG_NOERROR.
+                    if flags & MSG_COPY != 0 {
+                        return Err(Errno::EINVAL);
+                    }
                 }
                 let n = (found.len as usize).min(bufsz as usize).min(out.len());
                 let payload = at(at(q.queue.ring.get(), found.at)?, MsgHeader::SIZE)?;
@@ -720,7 +727,8 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     /// `msgctl(IPC_SET)`: owner, group, permission bits and `msg_qbytes`
-    /// (above MSGMNB only with `CAP_SYS_RESOURCE`).
+    /// (above MSGMNB only with `CAP_SYS_RESOURCE`; like Linux, only the low
+    /// 32 bits of `qbytes` count, read as a signed `int`).
     pub fn msg_set(
         &self,
         msqid: i32,
@@ -737,10 +745,13 @@ impl<'m, H: Host> Namespace<'m, H> {
         if !locked.object.perm().owned_by(cred) {
             return Err(Errno::EPERM);
         }
-        if qbytes > u64::from(self.layout.limits.msgmnb) && !cred.sys_resource {
+        // Linux takes only the low 32 bits of `msg_qbytes`, as a signed int.
+        let qbytes = qbytes as u32 as i32;
+        let allowed = 0..=self.layout.limits.msgmnb as i32;
+        if !allowed.contains(&qbytes) && !cred.sys_resource {
             return Err(Errno::EPERM);
         }
-        let qbytes = u32::try_from(qbytes).map_err(|_| Errno::EINVAL)?;
+        let qbytes = qbytes as u32;
         self.ipc_set_perm(&mut locked, cred, uid, gid, mode)?;
         let queue = self.queue_view(&locked.object).queue;
         locked.txn.set(&queue.qbytes, qbytes)?;
