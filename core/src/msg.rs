@@ -33,21 +33,26 @@
 //! needed, at most what `msg_qbytes` can require — and publish it with one
 //! journaled store (copy on write).
 //!
-//! **Waiting.** Each queue has a sequence word for receivers and one for
-//! senders, and counts of the callers asleep on each. Whoever changes the
-//! queue bumps the other side's sequence under the lock, and wakes that side
-//! after releasing it if anyone there sleeps. A caller that must wait notes
-//! the sequence under the lock, spins on it for a while, and only then counts
-//! itself asleep and sleeps on the word — a system call only when someone
-//! sleeps. Woken callers try again, so when several wait for the same
-//! kind of message, which of them gets it is not decided by arrival order (a
-//! difference from Linux, which hands a message straight to the first
-//! waiting receiver).
+//! **Waiting receivers** queue up in the arena, first come first served,
+//! each with the type it wants, how long a message it accepts, and room for
+//! one. A sender hands a new message straight to the first that wants it
+//! (Linux `pipelined_send`): it copies the message into the receiver's
+//! record, unlinks it and stores its status in one critical section, then
+//! wakes it if it sleeps. A receiver acts on a final status only after taking
+//! the lock once, as with semaphores, so a sender that died before committing
+//! leaves it waiting, not robbed.
+//!
+//! **Waiting senders** watch a sequence word that every receive bumps,
+//! spinning first and sleeping (counted) only after that — a system call only
+//! when someone sleeps — and try again when it moves; which of several
+//! waiting senders fits first is not decided by arrival order.
 //!
 //! # Locking
 //!
-//! Everything is under the queue's object lock. Sleeper counts and sequence
-//! words are atomics that sleepers also touch without it. `MSG_INFO` totals
+//! Everything is under the queue's object lock. The senders' sequence word
+//! and sleeper count, and a waiting receiver's status word, are atomics also
+//! touched without it. Receiver records are freed only by their owners,
+//! under the lock. `MSG_INFO` totals
 //! are summed over the live queues when asked for.
 
 use core::sync::atomic::Ordering;
@@ -130,12 +135,13 @@ struct Queue {
     head: Word,
     tail: Word,
     used: Word,
-    /// Bumped whenever a receiver may now succeed, and whenever a sender may.
-    receive_seq: Word,
+    /// Bumped whenever a waiting sender may now fit, and the senders asleep
+    /// on it.
     send_seq: Word,
-    /// Callers asleep on each sequence word.
-    receivers_asleep: Word,
     senders_asleep: Word,
+    /// Receivers waiting for a message, first come first served.
+    receivers_head: Word,
+    receivers_tail: Word,
 }
 
 // SAFETY: `repr(C)`, words and word pairs, no padding.
@@ -151,6 +157,33 @@ struct MsgHeader {
 
 // SAFETY: `repr(C)`, words and a word pair, no padding.
 unsafe impl Record for MsgHeader {}
+
+/// A receiver waiting for a message; room for `max_size` payload bytes
+/// (at most MSGMAX) follows.
+#[repr(C)]
+struct Receiver {
+    next: Word,
+    prev: Word,
+    /// `WAITING`, `ASLEEP`, then 0 (delivered) or an errno.
+    status: Word,
+    search: Word,
+    search_type: Word64,
+    /// The longest message it accepts (`u32::MAX` with MSG_NOERROR), and the
+    /// room it has.
+    accepts: Word,
+    room: Word,
+    /// The message delivered.
+    len: Word,
+    mtype: Word64,
+    pid: Word,
+}
+
+// SAFETY: `repr(C)`, words and word pairs, no padding.
+unsafe impl Record for Receiver {}
+
+const WAITING: u32 = u32::MAX;
+const ASLEEP: u32 = u32::MAX - 1;
+const OWNER_RECEIVER: u32 = 4;
 
 /// Record states.
 const LIVE: u32 = 1;
@@ -190,6 +223,38 @@ enum Search {
 }
 
 impl Search {
+    fn encode(self) -> (u32, i64) {
+        match self {
+            Search::Any => (0, 0),
+            Search::Equal(t) => (1, t),
+            Search::NotEqual(t) => (2, t),
+            Search::LessEqual(t) => (3, t),
+            Search::Number(n) => (4, n),
+        }
+    }
+
+    fn decode(kind: u32, t: i64) -> Result<Search> {
+        Ok(match kind {
+            0 => Search::Any,
+            1 => Search::Equal(t),
+            2 => Search::NotEqual(t),
+            3 => Search::LessEqual(t),
+            _ => return Err(Errno::CORRUPT),
+        })
+    }
+
+    /// Whether a new message of type `mtype` is one this search takes
+    /// (Linux `testmsg`).
+    fn matches(self, mtype: i64) -> bool {
+        match self {
+            Search::Any => true,
+            Search::Equal(t) => mtype == t,
+            Search::NotEqual(t) => mtype != t,
+            Search::LessEqual(t) => mtype <= t,
+            Search::Number(_) => false,
+        }
+    }
+
     fn new(msgtyp: i64, flags: i32) -> Search {
         if flags & MSG_COPY != 0 {
             Search::Number(msgtyp)
@@ -216,12 +281,34 @@ struct Found {
 /// A queue, resolved.
 struct QueueView<'m> {
     queue: &'m Queue,
+    id: i32,
+}
+
+/// Receivers to wake once the lock is released (up to a batch; more are woken
+/// at once, and an early wake is harmless).
+#[derive(Default)]
+struct Wakes {
+    words: [u32; 8],
+    len: usize,
+}
+
+impl Wakes {
+    fn push<H: Host>(&mut self, ns: &Namespace<'_, H>, word: &Word) {
+        match ns.arena.offset_of(word) {
+            Ok(offset) if self.len < self.words.len() => {
+                self.words[self.len] = offset;
+                self.len += 1;
+            }
+            _ => ns.host.wake(word.atomic(), 1),
+        }
+    }
 }
 
 impl<'m, H: Host> Namespace<'m, H> {
     fn queue_view(&self, object: &Object<'m>) -> QueueView<'m> {
         QueueView {
             queue: object.ext_as::<Queue>(),
+            id: object.id(),
         }
     }
 
@@ -341,14 +428,22 @@ impl<'m, H: Host> Namespace<'m, H> {
                 return Err(Errno::EACCES);
             }
             if Self::fits(q.queue, len) {
-                let old_ring = self.append(&mut locked, &q, mtype, data, pid)?;
-                let wake = Self::bump(&q.queue.receive_seq, &q.queue.receivers_asleep);
+                let mut wakes = Wakes::default();
+                let delivered = self.deliver(&mut locked.txn, &q, mtype, data, &mut wakes)?;
+                let old_ring = if delivered {
+                    let queue = q.queue;
+                    locked.txn.set(&queue.lspid, pid)?;
+                    locked
+                        .txn
+                        .set64(&queue.stime, self.host.wall_clock() as u64)?;
+                    None
+                } else {
+                    self.append(&mut locked, &q, mtype, data, pid)?
+                };
                 locked.commit();
+                self.wake_receivers(&wakes);
                 if let Some(ring) = old_ring {
                     self.free_ring(ring, msqid)?;
-                }
-                if wake {
-                    self.host.wake(q.queue.receive_seq.atomic(), u32::MAX);
                 }
                 return Ok(());
             }
@@ -600,46 +695,258 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         let search = Search::new(msgtyp, flags);
         let pid = self.identity()?.1;
-        loop {
-            let mut locked = self.lock_object(Kind::Msg, msqid)?;
-            let q = self.queue_view(&locked.object);
-            if !locked.object.allows(cred, 0o444) {
-                return Err(Errno::EACCES);
-            }
-            if let Some(found) = self.find(&q, search)? {
-                if u64::from(found.len) > bufsz as u64 {
-                    if flags & MSG_NOERROR == 0 {
-                        return Err(Errno::E2BIG);
-                    }
-                    // Linux copies into a buffer of `bufsz` bytes, which refuses
-                    // a longer message even with MSG_NOERROR.
-                    if flags & MSG_COPY != 0 {
-                        return Err(Errno::EINVAL);
-                    }
+        let mut locked = self.lock_object(Kind::Msg, msqid)?;
+        let q = self.queue_view(&locked.object);
+        if !locked.object.allows(cred, 0o444) {
+            return Err(Errno::EACCES);
+        }
+        if let Some(found) = self.find(&q, search)? {
+            if u64::from(found.len) > bufsz as u64 {
+                if flags & MSG_NOERROR == 0 {
+                    return Err(Errno::E2BIG);
                 }
-                let n = (found.len as usize).min(bufsz as usize).min(out.len());
-                let payload = at(at(q.queue.ring.get(), found.at)?, MsgHeader::SIZE)?;
-                self.arena.read_bytes(payload, &mut out[..n])?;
+                // Linux copies into a buffer of `bufsz` bytes, which refuses
+                // a longer message even with MSG_NOERROR.
                 if flags & MSG_COPY != 0 {
-                    return Ok((found.mtype, n));
+                    return Err(Errno::EINVAL);
                 }
-                self.take(&mut locked.txn, &q, found, pid)?;
-                let wake = Self::bump(&q.queue.send_seq, &q.queue.senders_asleep);
-                locked.commit();
-                if wake {
-                    self.host.wake(q.queue.send_seq.atomic(), u32::MAX);
-                }
+            }
+            let n = (found.len as usize).min(bufsz as usize).min(out.len());
+            let payload = at(at(q.queue.ring.get(), found.at)?, MsgHeader::SIZE)?;
+            self.arena.read_bytes(payload, &mut out[..n])?;
+            if flags & MSG_COPY != 0 {
                 return Ok((found.mtype, n));
             }
-            if flags & IPC_NOWAIT != 0 {
-                return Err(Errno::ENOMSG);
+            self.take(&mut locked.txn, &q, found, pid)?;
+            let wake = Self::bump(&q.queue.send_seq, &q.queue.senders_asleep);
+            locked.commit();
+            if wake {
+                self.host.wake(q.queue.send_seq.atomic(), u32::MAX);
             }
-            self.wait(
-                locked,
-                &q.queue.receive_seq,
-                &q.queue.receivers_asleep,
-                None,
-            )?;
+            return Ok((found.mtype, n));
+        }
+        if flags & IPC_NOWAIT != 0 {
+            return Err(Errno::ENOMSG);
+        }
+        let accepts = if flags & MSG_NOERROR != 0 {
+            u32::MAX
+        } else {
+            u32::try_from(bufsz).unwrap_or(u32::MAX)
+        };
+        let room = u32::try_from(bufsz)
+            .unwrap_or(u32::MAX)
+            .min(self.layout.limits.msgmax)
+            .min(out.len() as u32);
+        self.wait_for_message(locked, &q, search, accepts, room, pid, out)
+    }
+
+    /// Queues the caller as a receiver and waits until a sender delivers to
+    /// it; then copies the message out.
+    #[allow(clippy::too_many_arguments)] // one blocked msgrcv, whole
+    fn wait_for_message(
+        &self,
+        mut locked: ObjectTxn<'_, 'm, H>,
+        q: &QueueView<'m>,
+        search: Search,
+        accepts: u32,
+        room: u32,
+        pid: u32,
+        out: &mut [u8],
+    ) -> Result<(i64, usize)> {
+        let msqid = locked.object.id();
+        let owner = BlockOwner {
+            kind: OWNER_RECEIVER,
+            id: msqid as u32,
+        };
+        let at = self.heap_alloc(Receiver::SIZE + room, owner)?;
+        let receiver = self.arena.get(Off::<Receiver>::new(at))?;
+        // Fresh: reachable once linked (journaled, below).
+        let (kind, search_type) = search.encode();
+        receiver.status.set(WAITING);
+        receiver.search.set(kind);
+        receiver.search_type.set(search_type as u64);
+        receiver.accepts.set(accepts);
+        receiver.room.set(room);
+        receiver.pid.set(pid);
+        receiver.next.set(0);
+        let queue = q.queue;
+        let tail = queue.receivers_tail.get();
+        receiver.prev.set(tail);
+        let linked = match tail {
+            0 => locked.txn.set(&queue.receivers_head, at),
+            tail => self
+                .receiver(tail, msqid)
+                .and_then(|last| locked.txn.set(&last.next, at)),
+        }
+        .and_then(|()| locked.txn.set(&queue.receivers_tail, at));
+        if let Err(err) = linked {
+            drop(locked);
+            self.heap_free(at, owner)?;
+            return Err(err);
+        }
+        locked.commit();
+        let result = self.wait_for_delivery(msqid, receiver, at, out);
+        self.heap_free(at, owner)?;
+        result
+    }
+
+    fn wait_for_delivery(
+        &self,
+        msqid: i32,
+        receiver: &'m Receiver,
+        at: u32,
+        out: &mut [u8],
+    ) -> Result<(i64, usize)> {
+        let status = receiver.status.atomic();
+        loop {
+            let mut woke = Wake::Woken;
+            let mut pending = true;
+            'spin: for _ in 0..SPIN_ROUNDS {
+                for _ in 0..SPINS {
+                    if status.load(Ordering::Acquire) < ASLEEP {
+                        pending = false;
+                        break 'spin;
+                    }
+                    core::hint::spin_loop();
+                }
+                self.host.yield_now();
+            }
+            if pending
+                && status
+                    .compare_exchange(WAITING, ASLEEP, Ordering::AcqRel, Ordering::Acquire)
+                    .map_or_else(|seen| seen == ASLEEP, |_| true)
+            {
+                let recheck = Deadline::after(self.host.now(), RECHECK_NS);
+                woke = self.host.wait(status, ASLEEP, Some(recheck));
+            }
+            // Decide under the lock: a final status read there is committed.
+            let (mut txn, object) = self.lock_slot_of(Kind::Msg, msqid)?;
+            match receiver.status.get() {
+                0 => {
+                    let len = receiver
+                        .len
+                        .get()
+                        .min(receiver.room.get())
+                        .min(out.len() as u32);
+                    self.arena
+                        .read_bytes(at + Receiver::SIZE, &mut out[..len as usize])?;
+                    let mtype = receiver.mtype.get() as i64;
+                    txn.commit();
+                    return Ok((mtype, len as usize));
+                }
+                WAITING | ASLEEP => {}
+                err => {
+                    txn.commit();
+                    return Err(Errno::from_raw(err as i32));
+                }
+            }
+            let Some(object) = object else {
+                txn.commit();
+                return Err(Errno::EIDRM);
+            };
+            if woke == Wake::Interrupted {
+                let queue = self.queue_view(&object).queue;
+                self.unlink_receiver(&mut txn, queue, receiver, msqid)?;
+                txn.commit();
+                return Err(Errno::EINTR);
+            }
+            txn.commit();
+        }
+    }
+
+    fn receiver(&self, at: u32, msqid: i32) -> Result<&'m Receiver> {
+        let block = at
+            .checked_sub(crate::heap::BLOCK_HEADER)
+            .ok_or(Errno::CORRUPT)?;
+        let info = crate::heap::block_info(&self.arena, &self.layout, block, self.layout.heap_end)?;
+        let owner = self.arena.get(Off::<Word>::new(block + 4))?.get();
+        if !info.allocated || info.owner_kind != OWNER_RECEIVER || owner != msqid as u32 {
+            return Err(Errno::CORRUPT);
+        }
+        let receiver = self.arena.get(Off::<Receiver>::new(at))?;
+        if u64::from(Receiver::SIZE) + u64::from(receiver.room.get())
+            > u64::from(info.size - crate::heap::BLOCK_HEADER)
+        {
+            return Err(Errno::CORRUPT);
+        }
+        Ok(receiver)
+    }
+
+    fn unlink_receiver(
+        &self,
+        txn: &mut Txn<'_, 'm, H>,
+        queue: &'m Queue,
+        receiver: &'m Receiver,
+        msqid: i32,
+    ) -> Result<()> {
+        let (prev, next) = (receiver.prev.get(), receiver.next.get());
+        match prev {
+            0 => txn.set(&queue.receivers_head, next)?,
+            prev => txn.set(&self.receiver(prev, msqid)?.next, next)?,
+        }
+        match next {
+            0 => txn.set(&queue.receivers_tail, prev),
+            next => txn.set(&self.receiver(next, msqid)?.prev, prev),
+        }
+    }
+
+    /// Linux `pipelined_send`: hands the message to the first waiting receiver
+    /// that wants it (one whose buffer is too short gets E2BIG and leaves the
+    /// queue). Returns whether it was delivered. Each receiver served is a
+    /// checkpoint of its own.
+    fn deliver(
+        &self,
+        txn: &mut Txn<'_, 'm, H>,
+        q: &QueueView<'m>,
+        mtype: i64,
+        data: &[u8],
+        wakes: &mut Wakes,
+    ) -> Result<bool> {
+        let queue = q.queue;
+        let msqid = q.id;
+        let len = data.len() as u32;
+        let bound = self.layout.limits.heap_bytes / Receiver::SIZE;
+        let mut at = queue.receivers_head.get();
+        for _ in 0..bound {
+            if at == 0 {
+                return Ok(false);
+            }
+            let receiver = self.receiver(at, msqid)?;
+            let next = receiver.next.get();
+            let search = Search::decode(receiver.search.get(), receiver.search_type.get() as i64)?;
+            if search.matches(mtype) {
+                self.unlink_receiver(txn, queue, receiver, msqid)?;
+                let status = if len > receiver.accepts.get() {
+                    Errno::E2BIG.raw() as u32
+                } else {
+                    // The receiver reads these only once its status, below, is final.
+                    let n = len.min(receiver.room.get());
+                    self.arena
+                        .write_bytes(at + Receiver::SIZE, &data[..n as usize])?;
+                    receiver.len.set(len);
+                    receiver.mtype.set(mtype as u64);
+                    txn.set(&queue.lrpid, receiver.pid.get())?;
+                    txn.set64(&queue.rtime, self.host.wall_clock() as u64)?;
+                    0
+                };
+                if txn.swap(&receiver.status, status)? == ASLEEP {
+                    wakes.push(self, &receiver.status);
+                }
+                if status == 0 {
+                    return Ok(true);
+                }
+                txn.checkpoint();
+            }
+            at = next;
+        }
+        Err(Errno::CORRUPT)
+    }
+
+    fn wake_receivers(&self, wakes: &Wakes) {
+        for &offset in &wakes.words[..wakes.len] {
+            if let Ok(word) = self.arena.get(Off::<Word>::new(offset)) {
+                self.host.wake(word.atomic(), 1);
+            }
         }
     }
 
@@ -776,14 +1083,20 @@ impl<'m, H: Host> Namespace<'m, H> {
             cred,
             |_, object| Ok(self.queue_view(object).queue),
             |_, queue| {
-                for (seq, asleep) in [
-                    (&queue.receive_seq, &queue.receivers_asleep),
-                    (&queue.send_seq, &queue.senders_asleep),
-                ] {
-                    seq.atomic().fetch_add(1, Ordering::AcqRel);
-                    if asleep.atomic().load(Ordering::Acquire) != 0 {
-                        self.host.wake(seq.atomic(), u32::MAX);
-                    }
+                queue.send_seq.atomic().fetch_add(1, Ordering::AcqRel);
+                if queue.senders_asleep.atomic().load(Ordering::Acquire) != 0 {
+                    self.host.wake(queue.send_seq.atomic(), u32::MAX);
+                }
+                // The removal is permanent and the lock still held: wake every
+                // receiver, whose record cannot be freed before we let go.
+                let bound = self.layout.limits.heap_bytes / Receiver::SIZE;
+                let mut at = queue.receivers_head.get();
+                for _ in 0..bound {
+                    let Ok(receiver) = self.receiver(at, msqid) else {
+                        break;
+                    };
+                    self.host.wake(receiver.status.atomic(), 1);
+                    at = receiver.next.get();
                 }
                 queue.ring.get()
             },

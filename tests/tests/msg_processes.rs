@@ -654,7 +654,6 @@ mod waiting_receivers_are_served_in_arrival_order {
     use super::*;
 
     #[test]
-    #[ignore = "usysv differs: which of several waiting receivers gets a message is not arrival order (documented in core/src/msg.rs)"]
     fn usysv() {
         let _watchdog = Watchdog::new("arrival order (usysv)", Duration::from_secs(30));
         waiting_receivers_are_served_in_arrival_order(&mut World::usysv("arrival-order"));
