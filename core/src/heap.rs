@@ -58,7 +58,9 @@ unsafe impl Record for HeapHeader {}
 /// Who a block belongs to, recorded in its header for checks and collection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockOwner {
-    /// 1 semaphore set, 2 message queue, 3 shared memory segment, 4 process slot.
+    /// What the block is: 1 a semaphore array, 2 a message ring, 4 a waiting
+    /// message receiver, 5 a waiting semaphore operation, 6 a lent journal,
+    /// 7 an undo record (3 is kept for shared memory).
     pub kind: u32,
     /// The owner's id (or slot number).
     pub id: u32,
