@@ -44,8 +44,9 @@
 //!
 //! **Waiting senders** watch a sequence word that every receive bumps,
 //! spinning first and sleeping (counted) only after that — a system call only
-//! when someone sleeps — and try again when it moves; which of several
-//! waiting senders fits first is not decided by arrival order.
+//! when someone sleeps — and try again when it moves. Linux wakes, in order,
+//! only the waiting senders whose message now fits; they too race for the
+//! room, so which gets in first may differ.
 //!
 //! # Locking
 //!
