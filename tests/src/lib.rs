@@ -107,6 +107,44 @@ impl Helper {
         String::from_utf8(line).unwrap()
     }
 
+    /// Its next line, failing the test if none comes within `limit` (a helper
+    /// blocked where it should not be).
+    pub fn line_within(&mut self, limit: Duration) -> String {
+        use std::os::fd::AsRawFd;
+        let fd = self.0.stdout.as_ref().unwrap().as_raw_fd();
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; the helpers write whole lines at once.
+        let ready = unsafe { libc::poll(&mut poll, 1, limit.as_millis() as libc::c_int) };
+        assert_eq!(ready, 1, "no line from the helper within {limit:?}");
+        self.read_line()
+    }
+
+    /// Whether it has exited (reaping it if so).
+    pub fn exited(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_some()
+    }
+
+    /// Waits, for at most [`PATIENCE`], for it to print its last line and
+    /// exit successfully; returns that line.
+    pub fn finish(&mut self) -> String {
+        let line = self.line_within(PATIENCE);
+        let start = Instant::now();
+        while !self.exited() {
+            assert!(start.elapsed() < PATIENCE, "the helper did not exit");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let status = self.0.wait().unwrap();
+        assert!(
+            status.success(),
+            "the helper failed: {status:?} after {line:?}"
+        );
+        line
+    }
+
     /// Sends SIGKILL, without reaping (the child stays a zombie until dropped).
     pub fn sigkill(&mut self) {
         // SAFETY: signalling our own child, which is not yet reaped, so its pid
@@ -119,6 +157,18 @@ impl Drop for Helper {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// How long a multi-process test waits for anything that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Waits, polling, for at most [`PATIENCE`] until `cond` holds.
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < PATIENCE, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

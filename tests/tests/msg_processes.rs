@@ -12,18 +12,15 @@
 //! watchdog.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use usysv_platform::usysv_core::msg::MSG_COPY;
 use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE};
 use usysv_platform::usysv_core::{Errno, DEFAULT_LIMITS};
 use usysv_platform::Ipc;
-use usysv_tests::{Helper, TempDir, Watchdog};
+use usysv_tests::{eventually, Helper, TempDir, Watchdog, PATIENCE};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_usysv-msg-helper");
-
-/// How long any single condition may take to come true.
-const PATIENCE: Duration = Duration::from_secs(5);
 
 fn helper(args: &[&str]) -> Helper {
     Helper::spawn(Path::new(HELPER), args)
@@ -259,44 +256,6 @@ impl Drop for World {
     }
 }
 
-/// Polls `cond` until it holds; fails the test after [`PATIENCE`].
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < PATIENCE, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// The helper's next line, failing the test if none comes within `limit`
-/// (a helper blocked where it should not be).
-fn line_within(child: &mut Helper, limit: Duration) -> String {
-    use std::os::fd::AsRawFd;
-    let fd = child.0.stdout.as_ref().unwrap().as_raw_fd();
-    let mut poll = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd; the helper writes whole lines at once.
-    let ready = unsafe { libc::poll(&mut poll, 1, limit.as_millis() as libc::c_int) };
-    assert_eq!(ready, 1, "no line from the helper within {limit:?}");
-    child.read_line()
-}
-
-/// Whether the child has exited (reaping it if so).
-fn exited(child: &mut Helper) -> bool {
-    child.0.try_wait().unwrap().is_some()
-}
-
-/// Waits (boundedly) for a helper to finish and returns its last line.
-fn finish(child: &mut Helper) -> String {
-    let line = line_within(child, PATIENCE);
-    eventually("the helper exits", || exited(child));
-    assert!(child.0.wait().unwrap().success(), "helper failed: {line}");
-    line
-}
-
 /// Whether process `pid` sleeps (state `S`) in the system call a blocked
 /// `msgsnd` or `msgrcv` sleeps in: the call itself on the kernel, `futex`
 /// on usysv.
@@ -325,7 +284,7 @@ fn start(w: &World, command: &str, id: i32, args: &[&str]) -> Helper {
     let mut all = vec![command, arena.as_str(), id.as_str()];
     all.extend_from_slice(args);
     let mut child = helper(&all);
-    assert_eq!(line_within(&mut child, PATIENCE), "ready");
+    assert_eq!(child.line_within(PATIENCE), "ready");
     child
 }
 
@@ -334,7 +293,7 @@ fn start_blocked(w: &World, command: &str, id: i32, args: &[&str]) -> Helper {
     let mut child = start(w, command, id, args);
     let pid = child.0.id();
     eventually(&format!("`{command} {args:?}` blocks"), || {
-        assert!(!exited(&mut child), "`{command} {args:?}` did not block");
+        assert!(!child.exited(), "`{command} {args:?}` did not block");
         blocked(pid)
     });
     child
@@ -343,7 +302,7 @@ fn start_blocked(w: &World, command: &str, id: i32, args: &[&str]) -> Helper {
 /// Checks that a blocked helper stays blocked a while.
 fn stays_blocked(child: &mut Helper) {
     std::thread::sleep(Duration::from_millis(100));
-    assert!(!exited(child), "the helper should still be blocked");
+    assert!(!child.exited(), "the helper should still be blocked");
     let pid = child.0.id();
     eventually("the helper still blocks", || blocked(pid));
 }
@@ -382,8 +341,8 @@ fn producer_and_consumer_move_messages_intact(w: &mut World) {
     let id = w.create();
     let mut consumer = start(w, "consume", id, &[COUNT, SEED]);
     let mut producer = start(w, "produce", id, &[COUNT, SEED]);
-    let produced = line_within(&mut producer, Duration::from_secs(25));
-    let consumed = line_within(&mut consumer, Duration::from_secs(25));
+    let produced = producer.line_within(Duration::from_secs(25));
+    let consumed = consumer.line_within(Duration::from_secs(25));
     assert!(produced.starts_with("done "), "producer: {produced}");
     assert_eq!(consumed, produced, "what was received is what was sent");
     let counts: u64 = produced
@@ -423,7 +382,7 @@ fn stat_server_answers_clients_on_their_own_queues(w: &mut World) {
 
     let key = w.new_key().to_string();
     let mut server = helper(&["stat-server", &w.arena(), &key]);
-    let ready = line_within(&mut server, PATIENCE);
+    let ready = server.line_within(PATIENCE);
     let server_queue: i32 = ready
         .strip_prefix("ready ")
         .unwrap_or_else(|| panic!("server: {ready}"))
@@ -442,7 +401,7 @@ fn stat_server_answers_clients_on_their_own_queues(w: &mut World) {
         .collect();
     let mut reply_queues = Vec::new();
     for client in &mut clients {
-        let line = line_within(client, PATIENCE);
+        let line = client.line_within(PATIENCE);
         let queue: i32 = line
             .strip_prefix("queue ")
             .unwrap_or_else(|| panic!("client: {line}"))
@@ -453,7 +412,7 @@ fn stat_server_answers_clients_on_their_own_queues(w: &mut World) {
     }
     for client in &mut clients {
         assert_eq!(
-            line_within(client, Duration::from_secs(20)),
+            client.line_within(Duration::from_secs(20)),
             format!("ok {REQUESTS}")
         );
         assert!(client.0.wait().unwrap().success());
@@ -464,7 +423,7 @@ fn stat_server_answers_clients_on_their_own_queues(w: &mut World) {
     }
     // Shut down: type 2, taken only once no request (type 1) is left.
     w.send(server_queue, 2, b"", 0).unwrap();
-    assert_eq!(finish(&mut server), format!("served {}", 150 * CLIENTS));
+    assert_eq!(server.finish(), format!("served {}", 150 * CLIENTS));
     let stat = w.stat(server_queue).unwrap();
     assert_eq!((stat.qnum, stat.lrpid), (0, server.0.id()));
     w.rmid(server_queue).unwrap();
@@ -479,8 +438,8 @@ fn removal_fails_blocked_calls_with_eidrm(w: &mut World) {
     let mut receiver = start_blocked(w, "recv", id, &["100", "2"]);
     let mut sender = start_blocked(w, "send", id, &["1", "10"]);
     w.rmid(id).unwrap();
-    assert_eq!(finish(&mut receiver), "err EIDRM");
-    assert_eq!(finish(&mut sender), "err EIDRM");
+    assert_eq!(receiver.finish(), "err EIDRM");
+    assert_eq!(sender.finish(), "err EIDRM");
     assert_eq!(w.stat(id), Err(libc::EINVAL));
 }
 
@@ -494,12 +453,12 @@ fn blocked_sender_is_woken_when_a_receiver_makes_room(w: &mut World) {
     w.send(id, 2, &[2; 50], 0).unwrap();
     let mut sender = start_blocked(w, "send", id, &["3", "60"]);
     let mut first = start(w, "recv", id, &["100", "1"]);
-    assert!(finish(&mut first).starts_with("ok type=1 len=50 "));
+    assert!(first.finish().starts_with("ok type=1 len=50 "));
     // 50 bytes free: not enough for 60.
     stays_blocked(&mut sender);
     let mut second = start(w, "recv", id, &["100", "2"]);
-    assert!(finish(&mut second).starts_with("ok type=2 len=50 "));
-    assert_eq!(finish(&mut sender), "ok");
+    assert!(second.finish().starts_with("ok type=2 len=50 "));
+    assert_eq!(sender.finish(), "ok");
     let stat = w.stat(id).unwrap();
     assert_eq!((stat.qnum, stat.cbytes), (1, 60));
     assert_eq!(
@@ -510,15 +469,15 @@ fn blocked_sender_is_woken_when_a_receiver_makes_room(w: &mut World) {
 
     // Full by count: msg_qbytes 2 holds two messages, even empty ones.
     let mut taker = start(w, "recv", id, &["100", "0"]);
-    assert!(finish(&mut taker).starts_with("ok type=3 len=60 "));
+    assert!(taker.finish().starts_with("ok type=3 len=60 "));
     w.set_qbytes(id, 2);
     w.send(id, 4, b"", 0).unwrap();
     w.send(id, 5, b"", 0).unwrap();
     assert_eq!(w.send(id, 6, b"", IPC_NOWAIT), Err(libc::EAGAIN));
     let mut sender = start_blocked(w, "send", id, &["6", "0"]);
     let mut taker = start(w, "recv", id, &["100", "5"]);
-    assert_eq!(finish(&mut taker), "ok type=5 len=0 data=");
-    assert_eq!(finish(&mut sender), "ok");
+    assert_eq!(taker.finish(), "ok type=5 len=0 data=");
+    assert_eq!(sender.finish(), "ok");
     let stat = w.stat(id).unwrap();
     assert_eq!((stat.qnum, stat.cbytes, stat.qbytes), (2, 0, 2));
     assert_eq!(w.recv(id, 10, 0, IPC_NOWAIT), Ok((4, Vec::new())));
@@ -537,7 +496,7 @@ fn a_signal_interrupts_blocked_calls_despite_sa_restart(w: &mut World) {
         unsafe { libc::kill(receiver.0.id() as libc::pid_t, libc::SIGUSR1) },
         0
     );
-    assert_eq!(finish(&mut receiver), "err EINTR handled=1");
+    assert_eq!(receiver.finish(), "err EINTR handled=1");
     // Nobody waits any more: a message sent now stays.
     w.send(id, 1, b"after", 0).unwrap();
     std::thread::sleep(Duration::from_millis(20));
@@ -551,7 +510,7 @@ fn a_signal_interrupts_blocked_calls_despite_sa_restart(w: &mut World) {
         unsafe { libc::kill(sender.0.id() as libc::pid_t, libc::SIGUSR1) },
         0
     );
-    assert_eq!(finish(&mut sender), "err EINTR handled=1");
+    assert_eq!(sender.finish(), "err EINTR handled=1");
     let stat = w.stat(id).unwrap();
     assert_eq!((stat.qnum, stat.cbytes), (1, 5));
     assert_eq!(w.recv(id, 10, 0, IPC_NOWAIT), Ok((1, b"after".to_vec())));
@@ -567,11 +526,11 @@ fn blocked_receivers_get_what_their_type_and_buffer_allow(w: &mut World) {
     let mut typed = start_blocked(w, "recv", id, &["100", "2"]);
     let mut small = start_blocked(w, "recv", id, &["4", "0"]);
     w.send(id, 1, b"0123456789", 0).unwrap();
-    assert_eq!(finish(&mut small), "err E2BIG");
+    assert_eq!(small.finish(), "err E2BIG");
     stays_blocked(&mut typed);
     assert_eq!(w.stat(id).unwrap().qnum, 1, "the large message stays");
     w.send(id, 2, b"two", 0).unwrap();
-    assert_eq!(finish(&mut typed), "ok type=2 len=3 data=two");
+    assert_eq!(typed.finish(), "ok type=2 len=3 data=two");
     let stat = w.stat(id).unwrap();
     assert_eq!(
         (stat.qnum, stat.lspid, stat.lrpid),
@@ -581,7 +540,7 @@ fn blocked_receivers_get_what_their_type_and_buffer_allow(w: &mut World) {
 
     let mut truncating = start_blocked(w, "recv", id, &["4", "5", "noerror"]);
     w.send(id, 5, b"abcdefghij", 0).unwrap();
-    assert_eq!(finish(&mut truncating), "ok type=5 len=4 data=abcd");
+    assert_eq!(truncating.finish(), "ok type=5 len=4 data=abcd");
     let stat = w.stat(id).unwrap();
     assert_eq!(
         (stat.qnum, stat.cbytes),
@@ -593,7 +552,7 @@ fn blocked_receivers_get_what_their_type_and_buffer_allow(w: &mut World) {
     w.send(id, 1, b"one", 0).unwrap();
     stays_blocked(&mut except);
     w.send(id, 3, b"three", 0).unwrap();
-    assert_eq!(finish(&mut except), "ok type=3 len=5 data=three");
+    assert_eq!(except.finish(), "ok type=3 len=5 data=three");
 
     // A lowest-type receiver waits for a type low enough.
     let (_, _) = w.recv(id, 100, 1, IPC_NOWAIT).unwrap();
@@ -603,7 +562,7 @@ fn blocked_receivers_get_what_their_type_and_buffer_allow(w: &mut World) {
     w.send(id, 7, b"seven", 0).unwrap();
     stays_blocked(&mut lowest);
     w.send(id, 4, b"four", 0).unwrap();
-    assert_eq!(finish(&mut lowest), "ok type=4 len=4 data=four");
+    assert_eq!(lowest.finish(), "ok type=4 len=4 data=four");
     assert_eq!(
         w.recv(id, 100, 0, IPC_NOWAIT | MSG_COPY),
         Ok((9, b"nine".to_vec()))
@@ -625,7 +584,7 @@ fn waiting_receivers_are_served_in_arrival_order(w: &mut World) {
         w.send(id, 1, format!("m{round}").as_bytes(), 0).unwrap();
         let mut gone = None;
         eventually("a receiver gets the message", || {
-            gone = left.iter().copied().find(|&i| exited(&mut receivers[i]));
+            gone = left.iter().copied().find(|&i| receivers[i].exited());
             gone.is_some()
         });
         let gone = gone.unwrap();

@@ -17,12 +17,9 @@ use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_PRIVATE};
 use usysv_platform::usysv_core::sem::{SemBuf, SemQuery};
 use usysv_platform::usysv_core::Errno;
 use usysv_platform::Ipc;
-use usysv_tests::{Helper, TempDir, Watchdog, SMALL_LIMITS};
+use usysv_tests::{eventually, Helper, TempDir, Watchdog, PATIENCE, SMALL_LIMITS};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_usysv-test-helper");
-
-/// How long any single condition may take to come true.
-const PATIENCE: Duration = Duration::from_secs(5);
 
 fn helper(args: &[&str]) -> Helper {
     Helper::spawn(Path::new(HELPER), args)
@@ -201,44 +198,6 @@ fn op(num: u16, op: i16) -> SemBuf {
     }
 }
 
-/// Polls `cond` until it holds; fails the test after [`PATIENCE`].
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < PATIENCE, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// The helper's next line, failing the test if none comes within `limit`
-/// (a helper blocked where it should not be).
-fn line_within(child: &mut Helper, limit: Duration) -> String {
-    use std::os::fd::AsRawFd;
-    let fd = child.0.stdout.as_ref().unwrap().as_raw_fd();
-    let mut poll = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd; the helper writes whole lines at once.
-    let ready = unsafe { libc::poll(&mut poll, 1, limit.as_millis() as libc::c_int) };
-    assert_eq!(ready, 1, "no line from the helper within {limit:?}");
-    child.read_line()
-}
-
-/// Whether the child has exited (reaping it if so).
-fn exited(child: &mut Helper) -> bool {
-    child.0.try_wait().unwrap().is_some()
-}
-
-/// Waits (boundedly) for a helper to finish and returns its last line.
-fn finish(child: &mut Helper) -> String {
-    eventually("the helper exits", || exited(child));
-    let line = child.read_line();
-    assert!(child.0.wait().unwrap().success(), "helper failed: {line}");
-    line
-}
-
 /// Whether process `pid` is asleep (state `S` in `/proc/PID/stat`).
 fn asleep(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -302,7 +261,7 @@ fn blocked_semop_is_woken_by_another_process(w: &mut World) {
         (1, 1),
         "one unit is not enough"
     );
-    assert!(!exited(&mut waiter));
+    assert!(!waiter.exited());
     w.semop(id, &[op(0, 1)]).unwrap();
     assert_eq!(
         (w.getval(id, 0), w.ncnt(id, 0)),
@@ -310,7 +269,7 @@ fn blocked_semop_is_woken_by_another_process(w: &mut World) {
         "completed by the waker"
     );
     assert_eq!(w.getpid(id, 0), waiter.0.id(), "sempid is the waiter's");
-    assert_eq!(finish(&mut waiter), "ok");
+    assert_eq!(waiter.finish(), "ok");
 
     // Waiting for zero, likewise.
     w.setval(id, 1, 2);
@@ -321,7 +280,7 @@ fn blocked_semop_is_woken_by_another_process(w: &mut World) {
     w.semop(id, &[op(1, -1)]).unwrap();
     assert_eq!(w.zcnt(id, 1), 0);
     assert_eq!(w.getpid(id, 1), zero.0.id());
-    assert_eq!(finish(&mut zero), "ok");
+    assert_eq!(zero.finish(), "ok");
     w.rmid(id);
 }
 
@@ -344,7 +303,7 @@ fn waiters_are_woken_in_fifo_order(w: &mut World) {
         // The one that got through exits; the others stay blocked.
         let mut gone = None;
         eventually("a helper gets through", || {
-            gone = left.iter().copied().find(|&i| exited(&mut waiters[i]));
+            gone = left.iter().copied().find(|&i| waiters[i].exited());
             gone.is_some()
         });
         let gone = gone.unwrap();
@@ -372,9 +331,9 @@ fn removal_fails_blocked_calls_with_eidrm(w: &mut World) {
         w.ncnt(id, 0) == 2 && w.zcnt(id, 1) == 1
     });
     w.rmid(id);
-    assert_eq!(finish(&mut down), "err EIDRM");
-    assert_eq!(finish(&mut zero), "err EIDRM");
-    assert!(finish(&mut timed).starts_with("err EIDRM "));
+    assert_eq!(down.finish(), "err EIDRM");
+    assert_eq!(zero.finish(), "err EIDRM");
+    assert!(timed.finish().starts_with("err EIDRM "));
 }
 
 /// A signal whose handler has SA_RESTART still ends a blocked semop with
@@ -388,7 +347,7 @@ fn a_signal_interrupts_semop_despite_sa_restart(w: &mut World) {
     });
     // SAFETY: signalling our own unreaped child.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGUSR1) }, 0);
-    assert_eq!(finish(&mut waiter), "err EINTR handled=1");
+    assert_eq!(waiter.finish(), "err EINTR handled=1");
     assert_eq!(w.ncnt(id, 0), 0, "the interrupted call left the queue");
     // Nothing is owed to it: a unit added now stays.
     w.semop(id, &[op(0, 1)]).unwrap();
@@ -402,7 +361,7 @@ fn semtimedop_times_out_with_eagain(w: &mut World) {
     let id = w.create(1);
     let start = Instant::now();
     let mut waiter = start_semop(w, id, &["timeout=200", "0:-1"]);
-    let line = finish(&mut waiter);
+    let line = waiter.finish();
     let ms: u64 = line
         .strip_prefix("err EAGAIN ms=")
         .unwrap_or_else(|| panic!("{line}"))
@@ -415,7 +374,7 @@ fn semtimedop_times_out_with_eagain(w: &mut World) {
     let mut waiter = start_semop(w, id, &["timeout=20000", "0:-1"]);
     eventually("the helper waits", || w.ncnt(id, 0) == 1);
     w.semop(id, &[op(0, 1)]).unwrap();
-    let line = finish(&mut waiter);
+    let line = waiter.finish();
     let ms: u64 = line
         .strip_prefix("ok ms=")
         .unwrap_or_else(|| panic!("{line}"))
@@ -459,7 +418,7 @@ fn a_binary_semaphore_keeps_a_shared_counter_exact(w: &mut World) {
     });
     w.semop(id, &[op(1, HELPERS as i16)]).unwrap();
     for worker in &mut workers {
-        assert_eq!(line_within(worker, Duration::from_secs(20)), "done");
+        assert_eq!(worker.line_within(Duration::from_secs(20)), "done");
     }
     for worker in &mut workers {
         assert!(worker.0.wait().unwrap().success());
@@ -478,25 +437,25 @@ fn sem_undo_is_applied_at_exit(w: &mut World) {
     let id = w.create(2);
     w.setval(id, 0, 5);
     let mut down = start_semop(w, id, &["0:-1:undo"]);
-    assert_eq!(finish(&mut down), "ok");
+    assert_eq!(down.finish(), "ok");
     assert_eq!(w.getval(id, 0), 5, "the -1 was undone at exit");
 
     // +3 with undo, then wait at a gate (semaphore 1) to be let go.
     let mut up = start_semop(w, id, &["0:3:undo", "then", "1:-1"]);
-    assert_eq!(line_within(&mut up, PATIENCE), "ok");
+    assert_eq!(up.line_within(PATIENCE), "ok");
     assert_eq!(w.getval(id, 0), 8);
     eventually("the helper waits at the gate", || w.ncnt(id, 1) == 1);
     w.semop(id, &[op(0, -8)]).unwrap();
     w.semop(id, &[op(1, 1)]).unwrap();
-    assert_eq!(finish(&mut up), "ok");
+    assert_eq!(up.finish(), "ok");
     assert_eq!(w.getval(id, 0), 0, "-3 applied to 0 is clamped to 0");
 
     let mut reset = start_semop(w, id, &["0:2:undo", "then", "1:-1"]);
-    assert_eq!(line_within(&mut reset, PATIENCE), "ok");
+    assert_eq!(reset.line_within(PATIENCE), "ok");
     eventually("the helper waits at the gate", || w.ncnt(id, 1) == 1);
     w.setval(id, 0, 7);
     w.semop(id, &[op(1, 1)]).unwrap();
-    assert_eq!(finish(&mut reset), "ok");
+    assert_eq!(reset.finish(), "ok");
     assert_eq!(w.getval(id, 0), 7, "SETVAL cleared the adjustment");
     w.rmid(id);
 }
@@ -505,7 +464,7 @@ fn sem_undo_is_applied_at_exit(w: &mut World) {
 fn sem_undo_of_a_killed_process_is_applied(w: &mut World) {
     let id = w.create(1);
     let mut holder = start_semop(w, id, &["park", "0:4:undo"]);
-    assert_eq!(line_within(&mut holder, PATIENCE), "ok");
+    assert_eq!(holder.line_within(PATIENCE), "ok");
     assert_eq!(w.getval(id, 0), 4);
     holder.sigkill();
     holder.0.wait().unwrap();
