@@ -121,6 +121,26 @@ fn create(ns: &Namespace<'_, TestHost>, kind: Kind, key: i32, flags: i32) -> Res
     ns.ipc_get(kind, key, flags, &USER, |_| Ok(()), |_, _| Ok(()))
 }
 
+/// A zero-filled arena for the small limits, for the life of the test binary
+/// (threads standing for processes borrow it).
+pub(crate) fn leaked_arena() -> &'static [AtomicU32] {
+    Vec::leak(memory(&small_limits()))
+}
+
+/// Starts `pid`'s work on its own thread, with its own namespace.
+pub(crate) fn spawn_process<T: Send + 'static>(
+    host: &TestHost,
+    pid: u32,
+    mem: &'static [AtomicU32],
+    work: impl FnOnce(&Namespace<'static, TestHost>) -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let host = host.sibling(pid);
+    std::thread::spawn(move || {
+        let ns = Namespace::open(mem, host).unwrap();
+        work(&ns)
+    })
+}
+
 pub(crate) fn assert_clean(ns: &Namespace<'_, TestHost>) {
     let mut problems = Vec::new();
     let summary = ns.check(&|_, _| true, &mut |p| problems.push(std::format!("{p}")));

@@ -6,12 +6,10 @@ use std::vec::Vec;
 
 use crate::msg::{MSG_COPY, MSG_EXCEPT, MSG_NOERROR};
 use crate::perm::{IPC_NOWAIT, IPC_PRIVATE};
-use crate::tests::{assert_clean, memory, small_limits, TestHost, USER};
+use crate::tests::{
+    assert_clean, leaked_arena, memory, small_limits, spawn_process, TestHost, USER,
+};
 use crate::{Cred, Errno, Namespace};
-
-fn leaked_arena() -> &'static [AtomicU32] {
-    Vec::leak(memory(&small_limits()))
-}
 
 fn receive(
     ns: &Namespace<'_, TestHost>,
@@ -233,19 +231,6 @@ fn random_sends_and_receives_agree_with_a_model_of_the_kernel() {
     assert_clean(&ns);
     ns.msg_remove(id, &USER).unwrap();
     assert_eq!(ns.heap_used(), 0, "the ring is freed with the queue");
-}
-
-fn spawn_process<T: Send + 'static>(
-    host: &TestHost,
-    pid: u32,
-    mem: &'static [AtomicU32],
-    work: impl FnOnce(&Namespace<'static, TestHost>) -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    let host = host.sibling(pid);
-    std::thread::spawn(move || {
-        let ns = Namespace::open(mem, host).unwrap();
-        work(&ns)
-    })
 }
 
 #[test]

@@ -7,7 +7,10 @@ use std::vec::Vec;
 
 use crate::perm::{IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE};
 use crate::sem::{SemBuf, SemQuery, Timeout, SEM_UNDO};
-use crate::tests::{assert_clean, die_inside, memory, park_dead, small_limits, TestHost, USER};
+use crate::tests::{
+    assert_clean, die_inside, leaked_arena, memory, park_dead, small_limits, spawn_process,
+    TestHost, USER,
+};
 use crate::{Cred, Errno, Namespace};
 
 fn op(sem_num: u16, sem_op: i16, sem_flg: i16) -> SemBuf {
@@ -19,10 +22,6 @@ fn op(sem_num: u16, sem_op: i16, sem_flg: i16) -> SemBuf {
 }
 
 const NOWAIT: i16 = IPC_NOWAIT as i16;
-
-fn leaked_arena() -> &'static [AtomicU32] {
-    Vec::leak(memory(&small_limits()))
-}
 
 fn value(ns: &Namespace<'_, TestHost>, id: i32, num: i32) -> i32 {
     ns.sem_query(id, num, SemQuery::Value, &USER).unwrap()
@@ -244,20 +243,6 @@ fn setval_and_setall_check_ranges_and_set_ctime() {
         Some(Errno::EINVAL)
     );
     assert_clean(&ns);
-}
-
-/// Starts `pid`'s work on its own thread, with its own namespace.
-fn spawn_process<T: Send + 'static>(
-    host: &TestHost,
-    pid: u32,
-    mem: &'static [AtomicU32],
-    work: impl FnOnce(&Namespace<'static, TestHost>) -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    let host = host.sibling(pid);
-    std::thread::spawn(move || {
-        let ns = Namespace::open(mem, host).unwrap();
-        work(&ns)
-    })
 }
 
 #[test]

@@ -248,3 +248,204 @@ pub fn bad_arena_files(dir: &TempDir) -> Vec<(PathBuf, &'static str)> {
     cases.push((dir.join("missing"), "open: No such file or directory"));
     cases
 }
+
+/// A scenario that runs longer than this is stuck in a call that the other
+/// world would not block in.
+pub const SCENARIO_LIMIT: Duration = Duration::from_secs(5);
+
+/// Runs `scenario` (which returns its transcript) on a thread of its own. If
+/// it hangs — a call blocks where the other world's did not — `purge`
+/// removes every object the scenario's world made, which ends the blocked
+/// calls with an error, and the transcript then says so (and will differ
+/// from the other world's).
+pub fn transcript(
+    scenario: impl FnOnce() -> Vec<String> + Send,
+    purge: impl Fn() + Sync,
+) -> Vec<String> {
+    std::thread::scope(|s| {
+        let thread = s.spawn(scenario);
+        let start = Instant::now();
+        let mut purges: u32 = 0;
+        while !thread.is_finished() {
+            // Once past the limit, and again every 2 s (the scenario may make
+            // new objects and block again).
+            if start.elapsed() > SCENARIO_LIMIT + Duration::from_secs(2) * purges {
+                purge();
+                purges += 1;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut lines = match thread.join() {
+            Ok(lines) => lines,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        if purges > 0 {
+            lines.push(format!(
+                "HUNG: ended by removing every object after {SCENARIO_LIMIT:?}"
+            ));
+        }
+        lines
+    })
+}
+
+/// Fails with the differing lines of the kernel's and usysv's transcripts,
+/// each with the lines before it (at most the first 30 differences).
+pub fn assert_same(kernel: &[String], usysv: &[String]) {
+    if kernel == usysv {
+        return;
+    }
+    const CONTEXT: usize = 3;
+    const MOST: usize = 30;
+    let differ = |index: usize| kernel.get(index) != usysv.get(index);
+    let lines = kernel.len().max(usysv.len());
+    let total = (0..lines).filter(|&i| differ(i)).count();
+    let mut report =
+        format!("usysv's transcript differs from the kernel's in {total} of {lines} lines:\n");
+    let mut shown_to = 0;
+    for (shown, index) in (0..lines).filter(|&i| differ(i)).enumerate() {
+        if shown == MOST {
+            report.push_str("    …\n");
+            break;
+        }
+        let from = index.saturating_sub(CONTEXT).max(shown_to);
+        if from > shown_to {
+            report.push_str("    …\n");
+        }
+        for same in kernel.get(from..index).unwrap_or_default() {
+            report.push_str(&format!("    {same}\n"));
+        }
+        let k = kernel.get(index).map_or("(none)", String::as_str);
+        let u = usysv.get(index).map_or("(none)", String::as_str);
+        report.push_str(&format!(" !! kernel: {k}\n !! usysv:  {u}\n"));
+        shown_to = index + 1;
+    }
+    panic!("{report}");
+}
+
+/// An errno as a transcript shows it: its name (`EINVAL`), or its number.
+pub fn errno_name(errno: i32) -> String {
+    match usysv_platform::usysv_core::Errno::from_raw(errno).name() {
+        "E?" => format!("errno {errno}"),
+        name => name.to_string(),
+    }
+}
+
+/// Wall-clock seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// This process's pid.
+pub fn my_pid() -> i32 {
+    std::process::id() as i32
+}
+
+/// This process's effective user and group ids.
+pub fn euid_egid() -> (u32, u32) {
+    // SAFETY: no preconditions.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
+static SIGUSR1_HANDLED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn on_sigusr1(_: libc::c_int) {
+    SIGUSR1_HANDLED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Installs a SIGUSR1 handler with SA_RESTART: a restartable call would be
+/// restarted, and System V calls must fail with EINTR all the same.
+pub fn install_sigusr1_handler() {
+    // SAFETY: an all-zero sigaction is a valid starting value; the handler
+    // only touches an atomic, which is async-signal-safe.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+}
+
+/// How many times the SIGUSR1 handler has run.
+pub fn sigusr1_handled() -> u32 {
+    SIGUSR1_HANDLED.load(Ordering::Relaxed)
+}
+
+/// The kernel's System V calls as the tests make them, for comparison.
+pub mod kernel {
+    /// The errno of the last failed call.
+    pub fn last_errno() -> i32 {
+        std::io::Error::last_os_error().raw_os_error().unwrap()
+    }
+
+    /// A system call's result: the value, or the errno when it is -1.
+    pub fn checked(ret: i64) -> Result<i64, i32> {
+        if ret == -1 {
+            Err(last_errno())
+        } else {
+            Ok(ret)
+        }
+    }
+
+    /// `msgsnd(2)` of a message of type `mtype` holding `data`.
+    pub fn msgsnd(id: i32, mtype: i64, data: &[u8], flags: i32) -> Result<(), i32> {
+        // A `struct msgbuf`: the long type, then the text.
+        let mut buf = vec![0u64; 1 + data.len().div_ceil(8)];
+        buf[0] = mtype as u64;
+        // SAFETY: `buf` has room for the type and `data` after it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                buf.as_mut_ptr().add(1).cast::<u8>(),
+                data.len(),
+            );
+        }
+        // SAFETY: the kernel reads the type and at most `data.len()` bytes.
+        let ret = unsafe { libc::msgsnd(id, buf.as_ptr().cast(), data.len(), flags) };
+        checked(ret.into()).map(drop)
+    }
+
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: libc::c_int,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+
+    /// `CAP_IPC_OWNER`: bypasses the mode bits of IPC objects.
+    pub const CAP_IPC_OWNER: u32 = 15;
+    /// `CAP_SYS_ADMIN`: may change or remove objects one does not own.
+    pub const CAP_SYS_ADMIN: u32 = 21;
+
+    /// Removes capabilities from this (single-threaded) process's effective set.
+    pub fn drop_effective_capabilities(caps: &[u32]) {
+        const VERSION_3: u32 = 0x2008_0522;
+        let mut header = CapHeader {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let mut data = [CapData::default(); 2];
+        // SAFETY: a version-3 header and two data records, as capget expects.
+        let got = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+        assert_eq!(got, 0, "capget: {}", std::io::Error::last_os_error());
+        for &cap in caps {
+            data[(cap / 32) as usize].effective &= !(1 << (cap % 32));
+        }
+        // SAFETY: as above; lowering the effective set is always allowed.
+        let set = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+        assert_eq!(set, 0, "capset: {}", std::io::Error::last_os_error());
+    }
+}

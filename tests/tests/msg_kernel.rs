@@ -24,7 +24,7 @@
 
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use usysv_platform::usysv_core::msg::{MSG_COPY, MSG_EXCEPT, MSG_NOERROR};
 use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE};
@@ -141,17 +141,9 @@ impl Kernel {
     }
 }
 
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap()
-}
+use usysv_tests::kernel::last_errno;
 
-fn checked(ret: i64) -> R<i64> {
-    if ret == -1 {
-        Err(last_errno())
-    } else {
-        Ok(ret)
-    }
-}
+use usysv_tests::kernel::checked;
 
 /// `msgctl` with a `struct msqid_ds` (or no buffer, for IPC_RMID).
 fn msgctl(id: i32, cmd: i32, ds: Option<&mut libc::msqid_ds>) -> R<i64> {
@@ -190,20 +182,7 @@ impl SysV for Kernel {
     }
 
     fn msgsnd(&self, id: i32, mtype: i64, data: &[u8], flags: i32) -> R<()> {
-        // A `struct msgbuf`: the long type, then the text.
-        let mut buf = vec![0u64; 1 + data.len().div_ceil(8)];
-        buf[0] = mtype as u64;
-        // SAFETY: `buf` has room for the type and `data` after it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                buf.as_mut_ptr().add(1).cast::<u8>(),
-                data.len(),
-            );
-        }
-        // SAFETY: the kernel reads the type and at most `data.len()` bytes.
-        let ret = unsafe { libc::msgsnd(id, buf.as_ptr().cast(), data.len(), flags) };
-        checked(ret.into()).map(drop)
+        usysv_tests::kernel::msgsnd(id, mtype, data, flags)
     }
 
     fn msgrcv(&self, id: i32, bufsz: i64, msgtyp: i64, flags: i32) -> R<(i64, Vec<u8>)> {
@@ -421,28 +400,7 @@ impl SysV for Usysv {
 // ---------------------------------------------------------------------------
 // Transcripts.
 
-fn errno_name(errno: i32) -> String {
-    match Errno::from_raw(errno).name() {
-        "E?" => format!("errno {errno}"),
-        name => name.to_string(),
-    }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn my_pid() -> i32 {
-    std::process::id() as i32
-}
-
-fn euid_egid() -> (u32, u32) {
-    // SAFETY: no preconditions.
-    unsafe { (libc::geteuid(), libc::getegid()) }
-}
+use usysv_tests::{errno_name, euid_egid, my_pid, now};
 
 /// FNV-1a, 32 bits.
 fn fnv(data: &[u8]) -> u32 {
@@ -717,90 +675,22 @@ macro_rules! differential {
             if std::env::var_os("USYSV_SHOW_TRANSCRIPTS").is_some() {
                 eprintln!("{}:\n    {}", stringify!($test), kernel.join("\n    "));
             }
-            assert_same(&kernel, &usysv);
+            usysv_tests::assert_same(&kernel, &usysv);
         }
     };
 }
 
-/// A scenario that runs longer than this is stuck in a call that the other
-/// world would not block in.
-const SCENARIO_LIMIT: Duration = Duration::from_secs(5);
-
-/// Runs `scenario` on `world` and returns its transcript. If it hangs (a
-/// call blocks where the other world's did not), every queue the world made
-/// is removed, which ends the blocked calls with an error; the transcript
-/// then says so and will differ from the other world's.
+/// Runs `scenario` on `world` and returns its transcript (see
+/// [`usysv_tests::transcript`]).
 fn transcript<W: SysV>(world: &W, scenario: fn(&mut Run<'_, W>)) -> Vec<String> {
-    std::thread::scope(|s| {
-        let thread = s.spawn(|| {
+    usysv_tests::transcript(
+        || {
             let mut run = Run::new(world);
             scenario(&mut run);
             run.lines
-        });
-        let start = Instant::now();
-        let mut purges: u32 = 0;
-        while !thread.is_finished() {
-            // Once past the limit, and again every 2 s (the scenario may make
-            // new queues and block again).
-            if start.elapsed() > SCENARIO_LIMIT + Duration::from_secs(2) * purges {
-                world.purge();
-                purges += 1;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let mut lines = match thread.join() {
-            Ok(lines) => lines,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        if purges > 0 {
-            lines.push(format!(
-                "HUNG: ended by removing every queue after {SCENARIO_LIMIT:?}"
-            ));
-        }
-        lines
-    })
-}
-
-/// Fails with the differing lines of the two transcripts, each with the
-/// lines before it (at most the first 30 differences).
-fn assert_same(kernel: &[String], usysv: &[String]) {
-    if kernel == usysv {
-        return;
-    }
-    const CONTEXT: usize = 3;
-    const MOST: usize = 30;
-    let differ = |index: usize| kernel.get(index) != usysv.get(index);
-    let total = (0..kernel.len().max(usysv.len()))
-        .filter(|&i| differ(i))
-        .count();
-    let mut report = format!(
-        "usysv's transcript differs from the kernel's in {total} of {} lines:\n",
-        kernel.len().max(usysv.len())
-    );
-    let mut shown_to = 0;
-    let mut shown = 0;
-    for index in 0..kernel.len().max(usysv.len()) {
-        if !differ(index) {
-            continue;
-        }
-        if shown == MOST {
-            report.push_str("    …\n");
-            break;
-        }
-        let from = index.saturating_sub(CONTEXT).max(shown_to);
-        if from > shown_to {
-            report.push_str("    …\n");
-        }
-        for same in kernel.get(from..index).unwrap_or_default() {
-            report.push_str(&format!("    {same}\n"));
-        }
-        let k = kernel.get(index).map_or("(none)", String::as_str);
-        let u = usysv.get(index).map_or("(none)", String::as_str);
-        report.push_str(&format!(" !! kernel: {k}\n !! usysv:  {u}\n"));
-        shown_to = index + 1;
-        shown += 1;
-    }
-    panic!("{report}");
+        },
+        || world.purge(),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -1623,5 +1513,5 @@ fn mode_bits_and_owners_are_checked_as_the_kernel_checks_them() {
         kernel.iter().any(|line| line.ends_with("err EACCES")),
         "the probe never saw EACCES: did it keep CAP_IPC_OWNER? {kernel:?}"
     );
-    assert_same(&kernel, &usysv);
+    usysv_tests::assert_same(&kernel, &usysv);
 }

@@ -50,17 +50,9 @@ enum World {
     },
 }
 
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap()
-}
+use usysv_tests::kernel::last_errno;
 
-fn checked(ret: i64) -> Result<i64, i32> {
-    if ret == -1 {
-        Err(last_errno())
-    } else {
-        Ok(ret)
-    }
-}
+use usysv_tests::kernel::checked;
 
 /// `msgctl` on the kernel with a `struct msqid_ds` (or none, for IPC_RMID).
 fn kernel_msgctl(id: i32, cmd: i32, ds: Option<&mut libc::msqid_ds>) -> Result<i64, i32> {
@@ -148,21 +140,7 @@ impl World {
     fn send(&self, id: i32, mtype: i64, data: &[u8], flags: i32) -> Result<(), i32> {
         match self {
             World::Usysv { ipc, .. } => ipc.msgsnd(id, mtype, data, flags).map_err(Errno::raw),
-            World::Kernel { .. } => {
-                let mut buf = vec![0u64; 1 + data.len().div_ceil(8)];
-                buf[0] = mtype as u64;
-                // SAFETY: `buf` has room for the type and `data` after it.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        data.as_ptr(),
-                        buf.as_mut_ptr().add(1).cast::<u8>(),
-                        data.len(),
-                    );
-                }
-                // SAFETY: the kernel reads the type and `data.len()` bytes.
-                let ret = unsafe { libc::msgsnd(id, buf.as_ptr().cast(), data.len(), flags) };
-                checked(ret.into()).map(drop)
-            }
+            World::Kernel { .. } => usysv_tests::kernel::msgsnd(id, mtype, data, flags),
         }
     }
 

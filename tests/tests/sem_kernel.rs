@@ -135,9 +135,7 @@ impl Kernel {
     }
 }
 
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap()
-}
+use usysv_tests::kernel::last_errno;
 
 fn checked(ret: libc::c_long) -> R<i32> {
     if ret == -1 {
@@ -401,28 +399,7 @@ impl SysV for Usysv {
 // ---------------------------------------------------------------------------
 // Transcripts.
 
-fn errno_name(errno: i32) -> String {
-    match Errno::from_raw(errno).name() {
-        "E?" => format!("errno {errno}"),
-        name => name.to_string(),
-    }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn my_pid() -> i32 {
-    std::process::id() as i32
-}
-
-fn euid_egid() -> (u32, u32) {
-    // SAFETY: no preconditions.
-    unsafe { (libc::geteuid(), libc::getegid()) }
-}
+use usysv_tests::{errno_name, euid_egid, my_pid, now};
 
 /// An operation.
 fn op(num: u16, op: i16) -> SemBuf {
@@ -723,67 +700,22 @@ macro_rules! differential {
             if std::env::var_os("USYSV_SHOW_TRANSCRIPTS").is_some() {
                 eprintln!("{}:\n    {}", stringify!($test), kernel.join("\n    "));
             }
-            assert_same(&kernel, &usysv);
+            usysv_tests::assert_same(&kernel, &usysv);
         }
     };
 }
 
-/// A scenario that runs longer than this is stuck in a call that the other
-/// world would not block in.
-const SCENARIO_LIMIT: Duration = Duration::from_secs(5);
-
-/// Runs `scenario` on `world` and returns its transcript. If it hangs (a
-/// call blocks where the other world's did not), every set the world made is
-/// removed, which ends the blocked calls with an error; the transcript then
-/// says so and will differ from the other world's.
+/// Runs `scenario` on `world` and returns its transcript (see
+/// [`usysv_tests::transcript`]).
 fn transcript<W: SysV>(world: &W, scenario: fn(&mut Run<'_, W>)) -> Vec<String> {
-    std::thread::scope(|s| {
-        let thread = s.spawn(|| {
+    usysv_tests::transcript(
+        || {
             let mut run = Run::new(world);
             scenario(&mut run);
             run.lines
-        });
-        let start = Instant::now();
-        let mut purges: u32 = 0;
-        while !thread.is_finished() {
-            // Once past the limit, and again every 2 s (the scenario may make
-            // new sets and block again).
-            if start.elapsed() > SCENARIO_LIMIT + Duration::from_secs(2) * purges {
-                world.purge();
-                purges += 1;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let mut lines = match thread.join() {
-            Ok(lines) => lines,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        if purges > 0 {
-            lines.push(format!(
-                "HUNG: ended by removing every set after {:?}",
-                SCENARIO_LIMIT
-            ));
-        }
-        lines
-    })
-}
-
-/// Fails with both transcripts side by side, differing lines marked.
-fn assert_same(kernel: &[String], usysv: &[String]) {
-    if kernel == usysv {
-        return;
-    }
-    let mut report = String::from("usysv's transcript differs from the kernel's:\n");
-    for index in 0..kernel.len().max(usysv.len()) {
-        let k = kernel.get(index).map_or("(none)", String::as_str);
-        let u = usysv.get(index).map_or("(none)", String::as_str);
-        if k == u {
-            report.push_str(&format!("    {k}\n"));
-        } else {
-            report.push_str(&format!(" !! kernel: {k}\n !! usysv:  {u}\n"));
-        }
-    }
-    panic!("{report}");
+        },
+        || world.purge(),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -1400,5 +1332,5 @@ fn mode_bits_refuse_a_caller_without_cap_ipc_owner_as_in_the_kernel() {
         kernel.iter().any(|line| line.ends_with("EACCES")),
         "the probe never saw EACCES: did it keep CAP_IPC_OWNER? {kernel:?}"
     );
-    assert_same(&kernel, &usysv);
+    usysv_tests::assert_same(&kernel, &usysv);
 }

@@ -41,9 +41,7 @@ enum World {
     },
 }
 
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap()
-}
+use usysv_tests::kernel::last_errno;
 
 fn checked(ret: libc::c_int) -> Result<i32, i32> {
     if ret == -1 {

@@ -61,7 +61,6 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use usysv_platform::usysv_core::msg::{MSG_COPY, MSG_EXCEPT, MSG_NOERROR};
 use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE};
@@ -101,17 +100,7 @@ enum World {
     Usysv(Box<Ipc>, Credentials),
 }
 
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap()
-}
-
-fn checked(ret: i64) -> Result<i64, i32> {
-    if ret == -1 {
-        Err(last_errno())
-    } else {
-        Ok(ret)
-    }
-}
+use usysv_tests::kernel::checked;
 
 fn raw<T>(result: Result<T, Errno>) -> Result<T, i32> {
     result.map_err(Errno::raw)
@@ -156,22 +145,7 @@ impl World {
 
     fn send(&self, id: i32, mtype: i64, data: &[u8], flags: i32) -> Result<(), i32> {
         match self {
-            World::Kernel => {
-                // A `struct msgbuf`: the long type, then the text.
-                let mut buf = vec![0u64; 1 + data.len().div_ceil(8)];
-                buf[0] = mtype as u64;
-                // SAFETY: `buf` has room for the type and `data` after it.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        data.as_ptr(),
-                        buf.as_mut_ptr().add(1).cast::<u8>(),
-                        data.len(),
-                    );
-                }
-                // SAFETY: the kernel reads the type and `data.len()` bytes.
-                let ret = unsafe { libc::msgsnd(id, buf.as_ptr().cast(), data.len(), flags) };
-                checked(ret.into()).map(drop)
-            }
+            World::Kernel => usysv_tests::kernel::msgsnd(id, mtype, data, flags),
             World::Usysv(ipc, _) => raw(ipc.msgsnd(id, mtype, data, flags)),
         }
     }
@@ -307,28 +281,7 @@ fn fnv(hash: u64, data: &[u8]) -> u64 {
     hash
 }
 
-static HANDLED: AtomicU32 = AtomicU32::new(0);
-
-extern "C" fn on_sigusr1(_: libc::c_int) {
-    HANDLED.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Installs a SIGUSR1 handler with SA_RESTART: a restartable call would be
-/// restarted, and msgsnd and msgrcv must fail with EINTR all the same.
-fn install_sigusr1_handler() {
-    // SAFETY: an all-zero sigaction is a valid starting value; the handler
-    // only touches an atomic, which is async-signal-safe.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        assert_eq!(
-            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
-            0
-        );
-    }
-}
+use usysv_tests::{install_sigusr1_handler, sigusr1_handled};
 
 // ---------------------------------------------------------------------------
 // Producer and consumer.
@@ -629,7 +582,7 @@ fn recv(arena: &str, rest: &[String]) {
         Err(errno) => format!("err {}", errno_text(errno)),
     };
     if handler {
-        line.push_str(&format!(" handled={}", HANDLED.load(Ordering::Relaxed)));
+        line.push_str(&format!(" handled={}", sigusr1_handled()));
     }
     println!("{line}");
 }
@@ -657,7 +610,7 @@ fn send(arena: &str, rest: &[String]) {
         Err(errno) => format!("err {}", errno_text(errno)),
     };
     if handler {
-        line.push_str(&format!(" handled={}", HANDLED.load(Ordering::Relaxed)));
+        line.push_str(&format!(" handled={}", sigusr1_handled()));
     }
     println!("{line}");
 }
@@ -665,41 +618,7 @@ fn send(arena: &str, rest: &[String]) {
 // ---------------------------------------------------------------------------
 // Permissions.
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// Removes capabilities from this (single-threaded) process's effective set.
-fn drop_effective_capabilities(caps: &[u32]) {
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut header = CapHeader {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: a version-3 header and two data records, as capget expects.
-    let got = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-    assert_eq!(got, 0, "capget: {}", std::io::Error::last_os_error());
-    for &cap in caps {
-        data[(cap / 32) as usize].effective &= !(1 << (cap % 32));
-    }
-    // SAFETY: as above; lowering the effective set is always allowed.
-    let set = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-    assert_eq!(set, 0, "capset: {}", std::io::Error::last_os_error());
-}
-
-const CAP_IPC_OWNER: u32 = 15;
-const CAP_SYS_ADMIN: u32 = 21;
+use usysv_tests::kernel::{drop_effective_capabilities, CAP_IPC_OWNER, CAP_SYS_ADMIN};
 
 /// Becomes `uid`:`gid` with no supplementary groups (which, from root, also
 /// empties every capability set).

@@ -146,7 +146,6 @@ fn main() {
 mod sem {
     use std::os::unix::fs::FileExt;
     use std::path::Path;
-    use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::{Duration, Instant};
 
     use usysv_platform::usysv_core::perm::IPC_NOWAIT;
@@ -161,9 +160,7 @@ mod sem {
         Usysv(Box<Ipc>),
     }
 
-    fn last_errno() -> i32 {
-        std::io::Error::last_os_error().raw_os_error().unwrap()
-    }
+    use usysv_tests::kernel::last_errno;
 
     fn checked(ret: libc::c_long) -> Result<i32, i32> {
         if ret == -1 {
@@ -336,64 +333,9 @@ mod sem {
         }
     }
 
-    static HANDLED: AtomicU32 = AtomicU32::new(0);
+    use usysv_tests::{install_sigusr1_handler, sigusr1_handled};
 
-    extern "C" fn on_sigusr1(_: libc::c_int) {
-        HANDLED.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Installs a SIGUSR1 handler with SA_RESTART: a restartable call would
-    /// be restarted, and semop must fail with EINTR all the same.
-    fn install_sigusr1_handler() {
-        // SAFETY: an all-zero sigaction is a valid starting value; the handler
-        // only touches an atomic, which is async-signal-safe.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            assert_eq!(
-                libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
-                0
-            );
-        }
-    }
-
-    #[repr(C)]
-    struct CapHeader {
-        version: u32,
-        pid: libc::c_int,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct CapData {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-
-    /// Removes capabilities from this (single-threaded) process's effective set.
-    fn drop_effective_capabilities(caps: &[u32]) {
-        const VERSION_3: u32 = 0x2008_0522;
-        let mut header = CapHeader {
-            version: VERSION_3,
-            pid: 0,
-        };
-        let mut data = [CapData::default(); 2];
-        // SAFETY: a version-3 header and two data records, as capget expects.
-        let got = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-        assert_eq!(got, 0, "capget: {}", std::io::Error::last_os_error());
-        for &cap in caps {
-            data[(cap / 32) as usize].effective &= !(1 << (cap % 32));
-        }
-        // SAFETY: as above; lowering the effective set is always allowed.
-        let set = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-        assert_eq!(set, 0, "capset: {}", std::io::Error::last_os_error());
-    }
-
-    const CAP_IPC_OWNER: u32 = 15;
-    const CAP_SYS_ADMIN: u32 = 21;
+    use usysv_tests::kernel::{drop_effective_capabilities, CAP_IPC_OWNER, CAP_SYS_ADMIN};
 
     /// Runs a semaphore command; false if `command` is none of them.
     pub fn command(command: &str, arena: &str, rest: &[String]) -> bool {
@@ -441,7 +383,7 @@ mod sem {
             let elapsed = start.elapsed();
             let mut line = outcome(&result);
             if handler {
-                line.push_str(&format!(" handled={}", HANDLED.load(Ordering::Relaxed)));
+                line.push_str(&format!(" handled={}", sigusr1_handled()));
             }
             if timeout.is_some() {
                 line.push_str(&format!(" ms={}", elapsed.as_millis()));
