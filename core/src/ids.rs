@@ -63,6 +63,16 @@ impl Kind {
         }
     }
 
+    /// How many words at the end of a slot's ext outlive the objects in it:
+    /// a lock of the kind's own (a message queue's receive lock), which a
+    /// process may still hold for a removed object while a new one is made.
+    fn kept_ext_words(self) -> usize {
+        match self {
+            Kind::Msg => crate::msg::KEPT_EXT_WORDS,
+            Kind::Sem | Kind::Shm => 0,
+        }
+    }
+
     /// The name `ipcs` uses.
     pub fn name(self) -> &'static str {
         match self {
@@ -85,6 +95,10 @@ const LIVE: u32 = 1;
 
 /// Words each slot keeps for its kind's own fields.
 pub const EXT_WORDS: usize = 49;
+
+/// Where a slot's ext words start, in bytes from the slot's (64-aligned)
+/// start: for kinds that place their fields by cache line.
+pub(crate) const EXT_OFFSET: usize = core::mem::offset_of!(ObjectSlot, ext);
 
 /// A table's header.
 #[repr(C)]
@@ -417,7 +431,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         slot.perm.cgid.set(cred.egid);
         slot.perm.mode.set(flags as u32 & MODE_BITS);
         slot.ctime.set(self.host.wall_clock() as u64);
-        for word in &slot.ext {
+        for word in &slot.ext[..EXT_WORDS - kind.kept_ext_words()] {
             word.set(0);
         }
         let id = make_id(seq, index)?;
@@ -529,6 +543,24 @@ impl<'m, H: Host> Namespace<'m, H> {
         let table = self.table(kind)?;
         let slot = table.slot(index).map_err(|_| Errno::EINVAL)?;
         let txn = Txn::begin_under(self, &slot.lock, &table.header.lock)?;
+        let live = slot.state.get() == LIVE && slot.seq.get() == seq;
+        Ok((txn, live.then_some(Object { slot, kind, id })))
+    }
+
+    /// Locks the lock `second` finds in the ext words of the slot `id`
+    /// points to (a kind's own second lock, kept across the objects in the
+    /// slot), with the slot's lock as its parent, whether or not the slot
+    /// still holds that object: the object is `None` when removed.
+    pub(crate) fn lock_second<const N: usize>(
+        &self,
+        kind: Kind,
+        id: i32,
+        second: impl FnOnce(&'m [Word; EXT_WORDS]) -> &'m LockRecord<N>,
+    ) -> Result<(Txn<'_, 'm, H>, Option<Object<'m>>)> {
+        let (index, seq) = split_id(id)?;
+        let table = self.table(kind)?;
+        let slot = table.slot(index).map_err(|_| Errno::EINVAL)?;
+        let txn = Txn::begin_under(self, second(&slot.ext), &slot.lock)?;
         let live = slot.state.get() == LIVE && slot.seq.get() == seq;
         Ok((txn, live.then_some(Object { slot, kind, id })))
     }

@@ -31,7 +31,8 @@
 //! ring's free run (holes left by typed receives, or a small ring) makes the
 //! sender copy the live records, in order, into a new ring — as large as
 //! needed, at most what `msg_qbytes` can require — and publish it with one
-//! journaled store (copy on write).
+//! journaled store (copy on write). The ring is never completely full, so
+//! head and tail alone tell how much of it is in use.
 //!
 //! **Waiting receivers** queue up in the arena, first come first served,
 //! each with the type it wants, how long a message it accepts, and room for
@@ -42,28 +43,50 @@
 //! the lock once, as with semaphores, so a sender that died before committing
 //! leaves it waiting, not robbed.
 //!
-//! **Waiting senders** watch a sequence word that every receive bumps,
-//! spinning first and sleeping (counted) only after that — a system call only
-//! when someone sleeps — and try again when it moves. Linux wakes, in order,
-//! only the waiting senders whose message now fits; they too race for the
-//! room, so which gets in first may differ.
+//! **Waiting senders** count themselves and watch a sequence word that a
+//! receive bumps only while someone waits, spinning first and sleeping
+//! (counted) only after that — a system call only when someone sleeps — and
+//! try again when it moves. Linux wakes, in order, only the waiting senders
+//! whose message now fits; they too race for the room, so which gets in
+//! first may differ.
 //!
 //! # Locking
 //!
-//! Everything is under the queue's object lock. The senders' sequence word
-//! and sleeper count, and a waiting receiver's status word, are atomics also
-//! touched without it. Receiver records are freed only by their owners,
-//! under the lock. `MSG_INFO` totals
-//! are summed over the live queues when asked for.
+//! Two locks, so that a producer and a consumer do not take turns on one
+//! lock and its journal: the object lock is the **send lock** (appending,
+//! the tail, the send counters, and everything administrative), and a
+//! second lock in the slot is the **receive lock** (the head, the receive
+//! counters, record states, the waiting receivers). An operation that needs
+//! both (handing a message to a waiting receiver, growing the ring,
+//! `IPC_STAT`, `IPC_RMID`) takes the send lock first. Their words sit on
+//! separate cache lines.
+//!
+//! Each side reads the other's position only as a **published** copy,
+//! stored after its own changes are committed: a receiver reads records up to
+//! the published tail, a sender reuses ring space up to the published head
+//! and counts the queue with the published receive counters. A copy left
+//! behind by a process that died between committing and publishing is only
+//! conservative (fewer messages visible, less room), and the next holder of
+//! that side's lock publishes it again. Ring replacement holds both locks and
+//! journals the copies with everything else.
+//!
+//! A receiver that begins to wait links itself and then looks at the
+//! published tail again; a sender that published without the receive lock
+//! looks at the waiting receivers again (a fence on each side between the
+//! store and the load). At least one of them sees the other, and hands the
+//! queued message over under both locks. Receiver records are freed only by
+//! their owners, under the receive lock. `MSG_INFO` totals are summed over
+//! the live queues when asked for.
 
+use core::mem::{offset_of, size_of};
 use core::sync::atomic::Ordering;
 
 use crate::arena::{Off, Record, Word, Word64};
 use crate::errno::{Errno, Result};
 use crate::heap::BlockOwner;
 use crate::host::{Deadline, Host, Wake};
-use crate::ids::{Kind, Object, ObjectTxn};
-use crate::lock::Txn;
+use crate::ids::{Kind, Object, ObjectTxn, EXT_OFFSET, EXT_WORDS};
+use crate::lock::{LockRecord, Txn};
 use crate::perm::{Cred, IpcPerm, IPC_NOWAIT};
 use crate::Namespace;
 
@@ -118,35 +141,78 @@ pub struct MsgInfo {
     pub msgseg: u16,
 }
 
-/// A queue's part of its object slot.
+/// A queue's part of its object slot: the published tail on the slot
+/// header's cache line, the send side's words on the next, the receive
+/// side's and its lock on the two after (checked below).
 #[repr(C)]
 struct Queue {
+    /// The tail as published for receivers: alone on the slot header's line
+    /// (which is otherwise only read), so that a receiver watching it does not
+    /// take the send side's line away from a sender at every store.
     qbytes: Word,
-    qnum: Word,
-    cbytes: Word,
-    lspid: Word,
-    lrpid: Word,
-    stime: Word64,
-    rtime: Word64,
-    /// The ring: offset (0 until the first send), capacity, and the byte
-    /// offsets of the first record and of the free run's start, and the
-    /// bytes between them (taken records included).
+    // The send side, under the object lock.
+    /// The ring: offset (0 until the first send) and capacity, changed only
+    /// under both locks.
     ring: Word,
     capacity: Word,
-    head: Word,
+    /// The byte offset of the ring's free run.
     tail: Word,
-    used: Word,
-    /// Bumped whenever a waiting sender may now fit, and the senders asleep
-    /// on it.
-    send_seq: Word,
-    senders_asleep: Word,
-    /// Receivers waiting for a message, first come first served.
+    pub_tail: Word,
+    /// Messages and bytes ever queued (wrapping), the last sender, the time.
+    sent_count: Word,
+    sent_bytes: Word,
+    lspid: Word,
+    stime: Word64,
+    /// Receivers waiting for a message, first come first served: linked
+    /// under both locks (so a sender sees them under its own), unlinked
+    /// under the receive lock.
     receivers_head: Word,
     receivers_tail: Word,
+    /// The receive side's published copies as senders last read them: the
+    /// queue has at least this much room, so a sender reads the receive
+    /// side's line only when these say it is full.
+    seen_head: Word,
+    seen_recv_count: Word,
+    seen_recv_bytes: Word,
+    /// Fills the send side's cache line.
+    _send_line: [Word; 2],
+    // The receive side, under the receive lock.
+    /// The byte offset of the first record, and the copy senders read.
+    head: Word,
+    pub_head: Word,
+    /// Messages and bytes ever taken (wrapping), and the copies senders read.
+    recv_count: Word,
+    recv_bytes: Word,
+    pub_recv_count: Word,
+    pub_recv_bytes: Word,
+    lrpid: Word,
+    rtime: Word64,
+    /// Bumped after a receive while senders wait (they count themselves
+    /// under both locks); the senders waiting, spinning or asleep; those
+    /// asleep.
+    send_seq: Word,
+    senders_waiting: Word,
+    senders_asleep: Word,
+    recv_lock: LockRecord<RECV_JOURNAL>,
 }
 
-// SAFETY: `repr(C)`, words and word pairs, no padding.
+// SAFETY: `repr(C)`, words, word pairs and a lock record, no padding.
 unsafe impl Record for Queue {}
+
+/// The receive lock's journal: a receive changes at most a record's state,
+/// the head, two counters, the pid and the time (two words).
+const RECV_JOURNAL: usize = 8;
+
+/// The ext words at the end of a queue's slot that outlive the queue: the
+/// receive lock (see [`crate::ids`]).
+pub(crate) const KEPT_EXT_WORDS: usize = size_of::<LockRecord<RECV_JOURNAL>>() / 4;
+
+const _: () = {
+    assert!(size_of::<Queue>() == EXT_WORDS * 4);
+    assert!(offset_of!(Queue, recv_lock) == (EXT_WORDS - KEPT_EXT_WORDS) * 4);
+    assert!((EXT_OFFSET + offset_of!(Queue, ring)) % 64 == 0);
+    assert!((EXT_OFFSET + offset_of!(Queue, head)) % 64 == 0);
+};
 
 /// A record's header in the ring; the payload follows, padded to 16 bytes.
 #[repr(C)]
@@ -271,6 +337,21 @@ impl Search {
     }
 }
 
+/// What a waiting receiver wants: the search, the longest message it
+/// accepts (`u32::MAX` with MSG_NOERROR), the room it has, and its pid.
+#[derive(Clone, Copy)]
+struct Wanted {
+    search: Search,
+    accepts: u32,
+    room: u32,
+    pid: u32,
+}
+
+/// The arena offset of byte `offset` of a queue's ring.
+fn at_ring(queue: &Queue, offset: u32) -> Result<u32> {
+    at(queue.ring.get(), offset)
+}
+
 /// A live record found in the ring.
 #[derive(Clone, Copy)]
 struct Found {
@@ -330,31 +411,81 @@ impl<'m, H: Host> Namespace<'m, H> {
         )
     }
 
-    /// The ring's records in order, from the head (bounded; a bad record is
-    /// an error). Calls `visit` with each live record until it says stop.
-    fn walk(&self, q: &QueueView<'m>, mut visit: impl FnMut(Found) -> bool) -> Result<()> {
-        let queue = q.queue;
-        let (ring, capacity) = (queue.ring.get(), queue.capacity.get());
-        let (mut at, tail) = (queue.head.get(), queue.tail.get());
-        let mut left = queue.used.get();
-        if left > capacity || at >= capacity.max(1) || tail >= capacity.max(1) {
-            return if left == 0 {
-                Ok(())
-            } else {
-                Err(Errno::CORRUPT)
-            };
+    /// Takes the send lock (the object lock) of queue `msqid`, publishing a
+    /// tail left unpublished by a sender that died.
+    fn lock_send(&self, msqid: i32) -> Result<(ObjectTxn<'_, 'm, H>, QueueView<'m>)> {
+        let locked = self.lock_object(Kind::Msg, msqid)?;
+        let q = self.queue_view(&locked.object);
+        let tail = q.queue.tail.get();
+        if q.queue.pub_tail.get() != tail {
+            q.queue.pub_tail.atomic().store(tail, Ordering::Release);
         }
-        while left > 0 {
-            let header = self.arena.get(Off::<MsgHeader>::new(
-                ring.checked_add(at).ok_or(Errno::CORRUPT)?,
-            ))?;
+        Ok((locked, q))
+    }
+
+    /// Takes the receive lock of the queue `msqid` names, or named: the
+    /// object is `None` when the queue is gone. Publishes a receive side left
+    /// unpublished by a receiver that died.
+    fn lock_receive(&self, msqid: i32) -> Result<(Txn<'_, 'm, H>, Option<Object<'m>>)> {
+        let (txn, object) = self.lock_second(Kind::Msg, msqid, |ext| {
+            &crate::arena::overlay::<Queue, EXT_WORDS>(ext).recv_lock
+        })?;
+        if let Some(object) = &object {
+            let queue = self.queue_view(object).queue;
+            if queue.pub_head.get() != queue.head.get()
+                || queue.pub_recv_count.get() != queue.recv_count.get()
+            {
+                Self::publish_receive_side(queue);
+            }
+        }
+        Ok((txn, object))
+    }
+
+    /// Stores the receive side's copies (after its changes are committed or
+    /// checkpointed): the counters first, then the head.
+    fn publish_receive_side(queue: &Queue) {
+        let store = |word: &Word, value: u32| word.atomic().store(value, Ordering::Release);
+        store(&queue.pub_recv_count, queue.recv_count.get());
+        store(&queue.pub_recv_bytes, queue.recv_bytes.get());
+        store(&queue.pub_head, queue.head.get());
+    }
+
+    /// Moves the senders' sequence word and wakes the sleepers.
+    fn bump_senders(&self, queue: &Queue) {
+        queue.send_seq.atomic().fetch_add(1, Ordering::SeqCst);
+        if queue.senders_asleep.atomic().load(Ordering::SeqCst) != 0 {
+            self.host.wake(queue.send_seq.atomic(), u32::MAX);
+        }
+    }
+
+    /// The ring's records in order, from the head up to `end` (a tail),
+    /// bounded; a bad record is an error. Calls `visit` with each live record
+    /// until it says stop.
+    fn walk(&self, queue: &Queue, end: u32, mut visit: impl FnMut(Found) -> bool) -> Result<()> {
+        let (ring, capacity) = (queue.ring.get(), queue.capacity.get());
+        let mut at = queue.head.get();
+        if at == end {
+            return Ok(());
+        }
+        if ring == 0
+            || capacity > self.layout.limits.heap_bytes
+            || at >= capacity
+            || end >= capacity
+        {
+            return Err(Errno::CORRUPT);
+        }
+        for _ in 0..=capacity / ALIGN {
+            if at == end {
+                return Ok(());
+            }
+            let header = self.arena.get(Off::<MsgHeader>::new(self::at(ring, at)?))?;
             let (len, state) = (header.len.get(), header.state.get());
             let size = match state {
                 SKIP => capacity - at,
                 LIVE | TAKEN if len <= self.layout.limits.msgmax => record_size(len),
                 _ => return Err(Errno::CORRUPT),
             };
-            if size > left || at + size > capacity {
+            if u64::from(at) + u64::from(size) > u64::from(capacity) {
                 return Err(Errno::CORRUPT);
             }
             if state == LIVE {
@@ -367,16 +498,16 @@ impl<'m, H: Host> Namespace<'m, H> {
                     return Ok(());
                 }
             }
-            left -= size;
             at = if at + size == capacity { 0 } else { at + size };
         }
-        Ok(())
+        Err(Errno::CORRUPT)
     }
 
-    fn find(&self, q: &QueueView<'m>, search: Search) -> Result<Option<Found>> {
+    /// The first message up to `end` that `search` takes.
+    fn find(&self, queue: &Queue, search: Search, end: u32) -> Result<Option<Found>> {
         let mut best: Option<Found> = None;
         let mut position = 0;
-        self.walk(q, |m| {
+        self.walk(queue, end, |m| {
             let take = match search {
                 Search::Any => true,
                 Search::Equal(t) => m.mtype == t,
@@ -401,11 +532,47 @@ impl<'m, H: Host> Namespace<'m, H> {
         Ok(best)
     }
 
-    /// Whether a message of `len` bytes fits (Linux `msg_fits_inqueue`).
-    fn fits(queue: &Queue, len: u32) -> bool {
+    /// Whether a message of `len` bytes fits (Linux `msg_fits_inqueue`) when
+    /// `taken` messages of `taken_bytes` bytes have left (under the send lock).
+    fn fits(queue: &Queue, len: u32, taken: u32, taken_bytes: u32) -> bool {
         let qbytes = u64::from(queue.qbytes.get());
-        u64::from(queue.cbytes.get()) + u64::from(len) <= qbytes
-            && u64::from(queue.qnum.get()) < qbytes
+        let qnum = queue.sent_count.get().wrapping_sub(taken);
+        let cbytes = queue.sent_bytes.get().wrapping_sub(taken_bytes);
+        u64::from(cbytes) + u64::from(len) <= qbytes && u64::from(qnum) < qbytes
+    }
+
+    /// [`Namespace::fits`] by the receive side as senders last saw it, then,
+    /// if that says no, as it is published now.
+    fn fits_seen(queue: &Queue, len: u32) -> bool {
+        let seen = |word: &Word| word.atomic().load(Ordering::Relaxed);
+        if Self::fits(
+            queue,
+            len,
+            seen(&queue.seen_recv_count),
+            seen(&queue.seen_recv_bytes),
+        ) {
+            return true;
+        }
+        Self::refresh_seen(queue);
+        Self::fits(
+            queue,
+            len,
+            seen(&queue.seen_recv_count),
+            seen(&queue.seen_recv_bytes),
+        )
+    }
+
+    /// Reads the receive side's published copies into the send side's line
+    /// (under the send lock; hints, not journaled: any published value is
+    /// one the receive side has been at).
+    fn refresh_seen(queue: &Queue) {
+        let copy = |from: &Word, to: &Word| {
+            to.atomic()
+                .store(from.atomic().load(Ordering::Acquire), Ordering::Relaxed)
+        };
+        copy(&queue.pub_recv_count, &queue.seen_recv_count);
+        copy(&queue.pub_recv_bytes, &queue.seen_recv_bytes);
+        copy(&queue.pub_head, &queue.seen_head);
     }
 
     /// `msgsnd`: queues a message of type `mtype` holding `data`.
@@ -423,35 +590,53 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         let pid = self.identity()?.1;
         loop {
-            let mut locked = self.lock_object(Kind::Msg, msqid)?;
-            let q = self.queue_view(&locked.object);
+            let (mut locked, q) = self.lock_send(msqid)?;
+            let queue = q.queue;
             if !locked.object.allows(cred, 0o222) {
                 return Err(Errno::EACCES);
             }
-            if Self::fits(q.queue, len) {
-                let mut wakes = Wakes::default();
-                let delivered = self.deliver(&mut locked.txn, &q, mtype, data, &mut wakes)?;
-                let old_ring = if delivered {
-                    let queue = q.queue;
-                    locked.txn.set(&queue.lspid, pid)?;
-                    locked
-                        .txn
-                        .set64(&queue.stime, self.host.wall_clock() as u64)?;
-                    None
-                } else {
-                    self.append(&mut locked, &q, mtype, data, pid)?
-                };
-                locked.commit();
-                self.wake_receivers(&wakes);
-                if let Some(ring) = old_ring {
-                    self.free_ring(ring, msqid)?;
+            if !Self::fits_seen(queue, len) {
+                if flags & IPC_NOWAIT != 0 {
+                    return Err(Errno::EAGAIN);
                 }
-                return Ok(());
+                self.wait_for_room(locked, queue, len)?;
+                continue;
             }
-            if flags & IPC_NOWAIT != 0 {
-                return Err(Errno::EAGAIN);
+            // With receivers waiting (they link themselves under both locks,
+            // so none is halfway), or the ring to replace, the receive side
+            // is needed too.
+            let waiting = queue.receivers_head.get() != 0;
+            let size = record_size(len);
+            if self.room_at_tail(queue, size).is_none() {
+                Self::refresh_seen(queue);
             }
-            self.wait(locked, &q.queue.send_seq, &q.queue.senders_asleep, None)?;
+            let both = waiting || self.room_at_tail(queue, size).is_none();
+            if both {
+                locked.txn.lock_nested(&queue.recv_lock)?;
+            }
+            let mut wakes = Wakes::default();
+            let delivered =
+                waiting && self.deliver(&mut locked.txn, &q, mtype, data, &mut wakes)?;
+            let old_ring = if delivered {
+                locked.txn.set(&queue.lspid, pid)?;
+                locked
+                    .txn
+                    .set64(&queue.stime, self.host.wall_clock() as u64)?;
+                None
+            } else {
+                self.append(&mut locked, &q, mtype, data, pid)?
+            };
+            locked.txn.checkpoint();
+            queue
+                .pub_tail
+                .atomic()
+                .store(queue.tail.get(), Ordering::Release);
+            locked.commit();
+            self.wake_receivers(&wakes);
+            if let Some(ring) = old_ring {
+                self.free_ring(ring, msqid)?;
+            }
+            return Ok(());
         }
     }
 
@@ -480,7 +665,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         if skip > 0 {
             let filler = self
                 .arena
-                .get(Off::<MsgHeader>::new(ring + queue.tail.get()))?;
+                .get(Off::<MsgHeader>::new(at(ring, queue.tail.get())?))?;
             filler.len.set(skip - MsgHeader::SIZE);
             filler.state.set(SKIP);
         }
@@ -489,7 +674,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         header.mtype.set(mtype as u64);
         header.state.set(LIVE);
         self.arena
-            .write_bytes(ring + tail + MsgHeader::SIZE, data)?;
+            .write_bytes(at(ring, tail)? + MsgHeader::SIZE, data)?;
         let capacity = queue.capacity.get();
         let new_tail = if tail + size == capacity {
             0
@@ -497,9 +682,8 @@ impl<'m, H: Host> Namespace<'m, H> {
             tail + size
         };
         txn.set(&queue.tail, new_tail)?;
-        txn.set(&queue.used, queue.used.get() + skip + size)?;
-        txn.set(&queue.qnum, queue.qnum.get() + 1)?;
-        txn.set(&queue.cbytes, queue.cbytes.get() + len)?;
+        txn.set(&queue.sent_count, queue.sent_count.get().wrapping_add(1))?;
+        txn.set(&queue.sent_bytes, queue.sent_bytes.get().wrapping_add(len))?;
         txn.set(&queue.lspid, pid)?;
         txn.set64(&queue.stime, self.host.wall_clock() as u64)?;
         Ok(replaced.flatten())
@@ -507,27 +691,35 @@ impl<'m, H: Host> Namespace<'m, H> {
 
     /// Where a record of `size` bytes goes: its offset, and the bytes of
     /// filler needed first to wrap to the ring's start; `None` if it does not
-    /// fit in the free run.
+    /// fit in the free run (up to the head as senders last saw it, short of
+    /// filling the ring).
     fn room_at_tail(&self, queue: &Queue, size: u32) -> Option<(u32, u32)> {
         if queue.ring.get() == 0 {
             return None;
         }
-        let (capacity, tail, used) = (queue.capacity.get(), queue.tail.get(), queue.used.get());
-        let free = capacity.checked_sub(used)?;
-        if tail >= capacity {
+        let (capacity, tail) = (queue.capacity.get(), queue.tail.get());
+        let head = queue.seen_head.get();
+        if tail >= capacity || head >= capacity {
             return None;
         }
+        let used = if tail >= head {
+            tail - head
+        } else {
+            capacity - head + tail
+        };
+        let free = u64::from(capacity - used);
         let to_end = capacity - tail;
         if size <= to_end {
-            (size <= free).then_some((tail, 0))
+            (u64::from(size) < free).then_some((tail, 0))
         } else {
             // Wrap: the filler to the end, then the record at 0.
-            (u64::from(to_end) + u64::from(size) <= u64::from(free)).then_some((0, to_end))
+            (u64::from(to_end) + u64::from(size) < free).then_some((0, to_end))
         }
     }
 
     /// Copies the live records into a new ring with room for `size` more
-    /// bytes and publishes it; returns the old ring (0 if none).
+    /// bytes and publishes it; returns the old ring (0 if none). Both locks
+    /// are held.
     fn grow(
         &self,
         locked: &mut ObjectTxn<'_, 'm, H>,
@@ -535,27 +727,26 @@ impl<'m, H: Host> Namespace<'m, H> {
         size: u32,
     ) -> Result<Option<u32>> {
         let queue = q.queue;
+        let tail = queue.tail.get();
         let mut live = 0u32;
-        self.walk(q, |m| {
+        self.walk(queue, tail, |m| {
             live += record_size(m.len);
             true
         })?;
         // The most a queue can need: every message a minimal record.
         let qbytes = queue.qbytes.get().max(1);
+        let needed = live.saturating_add(size).saturating_add(ALIGN);
         let most = qbytes
             .saturating_mul(MsgHeader::SIZE + ALIGN)
             .saturating_add(qbytes)
             .max(MIN_RING);
-        let wanted = live
-            .saturating_add(size)
-            .saturating_mul(2)
-            .clamp(MIN_RING, most.max(live + size));
+        let wanted = needed.saturating_mul(2).clamp(MIN_RING, most.max(needed));
         let capacity = wanted
             .checked_next_power_of_two()
             .unwrap_or(wanted)
             .min(self.layout.limits.heap_bytes)
             & !(ALIGN - 1);
-        if capacity < live.saturating_add(size) {
+        if capacity < needed {
             return Err(Errno::ENOMEM);
         }
         let owner = BlockOwner {
@@ -564,9 +755,8 @@ impl<'m, H: Host> Namespace<'m, H> {
         };
         let fresh = self.heap_alloc(capacity, owner)?;
         let mut written = 0u32;
-        let mut copy = [0u8; 256];
         let old = queue.ring.get();
-        let copied = self.walk(q, |m| {
+        let copied = self.walk(queue, tail, |m| {
             let (Ok(from), Ok(to)) = (at(old, m.at), at(fresh, written)) else {
                 return false;
             };
@@ -577,18 +767,11 @@ impl<'m, H: Host> Namespace<'m, H> {
             header.len.set(m.len);
             header.mtype.set(m.mtype as u64);
             header.state.set(LIVE);
-            let mut done = 0;
-            while done < m.len {
-                let n = (m.len - done).min(copy.len() as u32);
-                let chunk = &mut copy[..n as usize];
-                let moved = self
-                    .arena
-                    .read_bytes(from + MsgHeader::SIZE + done, chunk)
-                    .and_then(|()| self.arena.write_bytes(to + MsgHeader::SIZE + done, chunk));
-                if moved.is_err() {
-                    return false;
-                }
-                done += n;
+            if self
+                .copy_payload(from + MsgHeader::SIZE, to + MsgHeader::SIZE, m.len)
+                .is_err()
+            {
+                return false;
             }
             written += record_size(m.len);
             true
@@ -597,13 +780,31 @@ impl<'m, H: Host> Namespace<'m, H> {
             self.heap_free(fresh, owner)?;
             return Err(Errno::CORRUPT);
         }
+        // Both sides' copies are journaled with the rest: a ring replaced
+        // halfway is never published.
         let txn = &mut locked.txn;
         txn.set(&queue.ring, fresh)?;
         txn.set(&queue.capacity, capacity)?;
         txn.set(&queue.head, 0)?;
-        txn.set(&queue.tail, if live == capacity { 0 } else { live })?;
-        txn.set(&queue.used, live)?;
+        txn.set(&queue.pub_head, 0)?;
+        txn.set(&queue.seen_head, 0)?;
+        txn.set(&queue.tail, live)?;
+        txn.set(&queue.pub_tail, live)?;
         Ok((old != 0).then_some(old))
+    }
+
+    /// Copies `len` payload bytes from arena offset `from` to `to`.
+    fn copy_payload(&self, from: u32, to: u32, len: u32) -> Result<()> {
+        let mut chunk = [0u8; 256];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len() as u32);
+            let part = &mut chunk[..n as usize];
+            self.arena.read_bytes(at(from, done)?, part)?;
+            self.arena.write_bytes(at(to, done)?, part)?;
+            done += n;
+        }
+        Ok(())
     }
 
     fn free_ring(&self, ring: u32, msqid: i32) -> Result<()> {
@@ -614,34 +815,44 @@ impl<'m, H: Host> Namespace<'m, H> {
         self.heap_free(ring, owner)
     }
 
-    /// Bumps a sequence word, with the lock held; returns whether anyone
-    /// sleeps on it (then the caller wakes them once it releases the lock).
-    /// Not journaled: a bump whose change is rolled back only wakes a waiter
-    /// early, and it looks again.
-    fn bump(seq: &Word, asleep: &Word) -> bool {
-        seq.atomic().fetch_add(1, Ordering::AcqRel);
-        asleep.atomic().load(Ordering::Acquire) != 0
-    }
-
-    /// Sleeps until `seq` moves (or a periodic check is due), then returns for
-    /// the caller to try again; `EIDRM` if the queue went meanwhile, `EINTR`
-    /// on a signal, `EAGAIN` past `deadline`.
-    fn wait(
+    /// A sender whose message does not fit waits until a receive (or
+    /// `IPC_SET`, or `IPC_RMID`) may have made room, then returns for it to
+    /// try again: `EIDRM` if the queue went meanwhile, `EINTR` on a signal.
+    fn wait_for_room(
         &self,
-        locked: ObjectTxn<'_, 'm, H>,
-        seq: &'m Word,
-        asleep: &'m Word,
-        deadline: Option<Deadline>,
+        mut locked: ObjectTxn<'_, 'm, H>,
+        queue: &'m Queue,
+        len: u32,
     ) -> Result<()> {
         let id = locked.object.id();
-        let seen = seq.atomic().load(Ordering::Acquire);
+        // Counted under both locks: a receive after this finds us counted,
+        // one before shows in the counters.
+        locked.txn.lock_nested(&queue.recv_lock)?;
+        if Self::fits(queue, len, queue.recv_count.get(), queue.recv_bytes.get()) {
+            // It fits after all: by copies a receiver that died left
+            // unpublished, perhaps, which the sender reads next.
+            Self::publish_receive_side(queue);
+            return Ok(());
+        }
+        let waiting = queue.senders_waiting.atomic();
+        waiting.fetch_add(1, Ordering::SeqCst);
+        let seen = queue.send_seq.atomic().load(Ordering::SeqCst);
         drop(locked);
+        let result = self.wait(id, queue, seen);
+        waiting.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Sleeps until the senders' sequence word moves from `seen` (or a
+    /// periodic check is due).
+    fn wait(&self, id: i32, queue: &'m Queue, seen: u32) -> Result<()> {
+        let seq = queue.send_seq.atomic();
         // Spin first (yielding between rounds): a change made meanwhile costs
         // no system call on either side.
         let mut moved = false;
         for _ in 0..SPIN_ROUNDS {
             for _ in 0..SPINS {
-                if seq.atomic().load(Ordering::Acquire) != seen {
+                if seq.load(Ordering::Acquire) != seen {
                     moved = true;
                     break;
                 }
@@ -656,11 +867,11 @@ impl<'m, H: Host> Namespace<'m, H> {
         if !moved {
             // Counted only now: a change after `seen` either shows in the
             // word (the wait returns at once) or finds us counted and wakes us.
-            asleep.atomic().fetch_add(1, Ordering::AcqRel);
-            let recheck = Deadline::after(self.host.now(), RECHECK_NS);
-            let until = deadline.map_or(recheck, |d| d.min(recheck));
-            woke = self.host.wait(seq.atomic(), seen, Some(until));
-            asleep.atomic().fetch_sub(1, Ordering::AcqRel);
+            let asleep = queue.senders_asleep.atomic();
+            asleep.fetch_add(1, Ordering::SeqCst);
+            let until = Deadline::after(self.host.now(), RECHECK_NS);
+            woke = self.host.wait(seq, seen, Some(until));
+            asleep.fetch_sub(1, Ordering::SeqCst);
         }
         match self.lock_object(Kind::Msg, id) {
             Err(Errno::EINVAL) => return Err(Errno::EIDRM),
@@ -669,9 +880,6 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         if woke == Wake::Interrupted {
             return Err(Errno::EINTR);
-        }
-        if deadline.is_some_and(|d| self.host.now() >= d) {
-            return Err(Errno::EAGAIN);
         }
         Ok(())
     }
@@ -696,96 +904,136 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         let search = Search::new(msgtyp, flags);
         let pid = self.identity()?.1;
-        let mut locked = self.lock_object(Kind::Msg, msqid)?;
-        let q = self.queue_view(&locked.object);
-        if !locked.object.allows(cred, 0o444) {
-            return Err(Errno::EACCES);
-        }
-        if let Some(found) = self.find(&q, search)? {
-            if u64::from(found.len) > bufsz as u64 {
-                if flags & MSG_NOERROR == 0 {
-                    return Err(Errno::E2BIG);
-                }
-                // Linux copies into a buffer of `bufsz` bytes, which refuses
-                // a longer message even with MSG_NOERROR.
-                if flags & MSG_COPY != 0 {
-                    return Err(Errno::EINVAL);
-                }
+        let mut spun = false;
+        loop {
+            let (mut txn, object) = self.lock_receive(msqid)?;
+            let object = object.ok_or(Errno::EINVAL)?;
+            if !object.allows(cred, 0o444) {
+                return Err(Errno::EACCES);
             }
-            let n = (found.len as usize).min(bufsz as usize).min(out.len());
-            let payload = at(at(q.queue.ring.get(), found.at)?, MsgHeader::SIZE)?;
-            self.arena.read_bytes(payload, &mut out[..n])?;
-            if flags & MSG_COPY != 0 {
+            let queue = self.queue_view(&object).queue;
+            let end = queue.pub_tail.atomic().load(Ordering::Acquire);
+            if let Some(found) = self.find(queue, search, end)? {
+                if u64::from(found.len) > bufsz as u64 {
+                    if flags & MSG_NOERROR == 0 {
+                        return Err(Errno::E2BIG);
+                    }
+                    // Linux copies into a buffer of `bufsz` bytes, which refuses
+                    // a longer message even with MSG_NOERROR.
+                    if flags & MSG_COPY != 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                }
+                let n = (found.len as usize).min(bufsz as usize).min(out.len());
+                let payload = at(at(queue.ring.get(), found.at)?, MsgHeader::SIZE)?;
+                self.arena.read_bytes(payload, &mut out[..n])?;
+                if flags & MSG_COPY != 0 {
+                    return Ok((found.mtype, n));
+                }
+                self.take(&mut txn, queue, found, pid, end)?;
+                txn.checkpoint();
+                Self::publish_receive_side(queue);
+                let senders = queue.senders_waiting.get() != 0;
+                txn.commit();
+                if senders {
+                    self.bump_senders(queue);
+                }
                 return Ok((found.mtype, n));
             }
-            self.take(&mut locked.txn, &q, found, pid)?;
-            let wake = Self::bump(&q.queue.send_seq, &q.queue.senders_asleep);
-            locked.commit();
-            if wake {
-                self.host.wake(q.queue.send_seq.atomic(), u32::MAX);
+            if flags & IPC_NOWAIT != 0 {
+                return Err(Errno::ENOMSG);
             }
-            return Ok((found.mtype, n));
+            if !spun {
+                // A sender about to send costs less than a wait: watch the
+                // published tail for a while first.
+                spun = true;
+                drop(txn);
+                let tail = queue.pub_tail.atomic();
+                'spin: for _ in 0..SPIN_ROUNDS {
+                    for _ in 0..SPINS {
+                        if tail.load(Ordering::Relaxed) != end {
+                            break 'spin;
+                        }
+                        core::hint::spin_loop();
+                    }
+                    self.host.yield_now();
+                }
+                continue;
+            }
+            let accepts = if flags & MSG_NOERROR != 0 {
+                u32::MAX
+            } else {
+                u32::try_from(bufsz).unwrap_or(u32::MAX)
+            };
+            let room = u32::try_from(bufsz)
+                .unwrap_or(u32::MAX)
+                .min(self.layout.limits.msgmax)
+                .min(out.len() as u32);
+            drop(txn);
+            // Start waiting under both locks, so that every later sender sees
+            // this receiver under its own lock.
+            let mut locked = match self.lock_send(msqid) {
+                Err(Errno::EINVAL) => return Err(Errno::EIDRM),
+                other => other?.0,
+            };
+            if !locked.object.allows(cred, 0o444) {
+                return Err(Errno::EACCES);
+            }
+            locked.txn.lock_nested(&queue.recv_lock)?;
+            if self.find(queue, search, queue.tail.get())?.is_some() {
+                continue;
+            }
+            let wanted = Wanted {
+                search,
+                accepts,
+                room,
+                pid,
+            };
+            return self.wait_for_message(locked.txn, queue, msqid, wanted, out);
         }
-        if flags & IPC_NOWAIT != 0 {
-            return Err(Errno::ENOMSG);
-        }
-        let accepts = if flags & MSG_NOERROR != 0 {
-            u32::MAX
-        } else {
-            u32::try_from(bufsz).unwrap_or(u32::MAX)
-        };
-        let room = u32::try_from(bufsz)
-            .unwrap_or(u32::MAX)
-            .min(self.layout.limits.msgmax)
-            .min(out.len() as u32);
-        self.wait_for_message(locked, &q, search, accepts, room, pid, out)
     }
 
-    /// Queues the caller as a receiver and waits until a sender delivers to
-    /// it; then copies the message out.
-    #[allow(clippy::too_many_arguments)] // one blocked msgrcv, whole
+    /// Queues the caller as a receiver (both locks held, nothing it wants in
+    /// the queue) and waits until a sender delivers to it; then copies the
+    /// message out.
     fn wait_for_message(
         &self,
-        mut locked: ObjectTxn<'_, 'm, H>,
-        q: &QueueView<'m>,
-        search: Search,
-        accepts: u32,
-        room: u32,
-        pid: u32,
+        mut txn: Txn<'_, 'm, H>,
+        queue: &'m Queue,
+        msqid: i32,
+        wanted: Wanted,
         out: &mut [u8],
     ) -> Result<(i64, usize)> {
-        let msqid = locked.object.id();
         let owner = BlockOwner {
             kind: OWNER_RECEIVER,
             id: msqid as u32,
         };
-        let at = self.heap_alloc(Receiver::SIZE + room, owner)?;
+        let at = self.heap_alloc(Receiver::SIZE + wanted.room, owner)?;
         let receiver = self.arena.get(Off::<Receiver>::new(at))?;
         // Fresh: reachable once linked (journaled, below).
-        let (kind, search_type) = search.encode();
+        let (kind, search_type) = wanted.search.encode();
         receiver.status.set(WAITING);
         receiver.search.set(kind);
         receiver.search_type.set(search_type as u64);
-        receiver.accepts.set(accepts);
-        receiver.room.set(room);
-        receiver.pid.set(pid);
+        receiver.accepts.set(wanted.accepts);
+        receiver.room.set(wanted.room);
+        receiver.pid.set(wanted.pid);
         receiver.next.set(0);
-        let queue = q.queue;
         let tail = queue.receivers_tail.get();
         receiver.prev.set(tail);
         let linked = match tail {
-            0 => locked.txn.set(&queue.receivers_head, at),
+            0 => txn.set(&queue.receivers_head, at),
             tail => self
                 .receiver(tail, msqid)
-                .and_then(|last| locked.txn.set(&last.next, at)),
+                .and_then(|last| txn.set(&last.next, at)),
         }
-        .and_then(|()| locked.txn.set(&queue.receivers_tail, at));
+        .and_then(|()| txn.set(&queue.receivers_tail, at));
         if let Err(err) = linked {
-            drop(locked);
+            drop(txn);
             self.heap_free(at, owner)?;
             return Err(err);
         }
-        locked.commit();
+        txn.commit();
         let result = self.wait_for_delivery(msqid, receiver, at, out);
         self.heap_free(at, owner)?;
         result
@@ -821,7 +1069,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                 woke = self.host.wait(status, ASLEEP, Some(recheck));
             }
             // Decide under the lock: a final status read there is committed.
-            let (mut txn, object) = self.lock_slot_of(Kind::Msg, msqid)?;
+            let (mut txn, object) = self.lock_receive(msqid)?;
             match receiver.status.get() {
                 0 => {
                     let len = receiver
@@ -894,7 +1142,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// Linux `pipelined_send`: hands the message to the first waiting receiver
     /// that wants it (one whose buffer is too short gets E2BIG and leaves the
     /// queue). Returns whether it was delivered. Each receiver served is a
-    /// checkpoint of its own.
+    /// checkpoint of its own. Both locks are held.
     fn deliver(
         &self,
         txn: &mut Txn<'_, 'm, H>,
@@ -951,52 +1199,67 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
     }
 
-    /// Removes a record: the head moves past it (and past taken records and
+    /// Removes a record (the receive lock held; `end` is the tail as the
+    /// caller sees it): the head moves past it (and past taken records and
     /// filler after it) if it is first, else it is marked taken.
     fn take(
         &self,
         txn: &mut Txn<'_, 'm, H>,
-        q: &QueueView<'m>,
+        queue: &'m Queue,
         found: Found,
         pid: u32,
+        end: u32,
     ) -> Result<()> {
-        let queue = q.queue;
-        let ring = queue.ring.get();
-        let header = self.arena.get(Off::<MsgHeader>::new(at(ring, found.at)?))?;
-        txn.set(&header.state, TAKEN)?;
-        // Advance the head over whatever is no longer live.
         let capacity = queue.capacity.get();
-        let (mut head, mut used) = (queue.head.get(), queue.used.get());
-        while used > 0 {
-            let first = self.arena.get(Off::<MsgHeader>::new(at(ring, head)?))?;
-            let size = match first.state.get() {
-                SKIP => capacity.checked_sub(head).ok_or(Errno::CORRUPT)?,
-                TAKEN => record_size(first.len.get()),
-                _ => break,
+        let mut head = queue.head.get();
+        if found.at == head {
+            // The first record: the head moves past it, unmarked.
+            head = match head + record_size(found.len) {
+                next if next == capacity => 0,
+                next if next < capacity => next,
+                _ => return Err(Errno::CORRUPT),
             };
-            if size > used {
+        } else {
+            let header = self
+                .arena
+                .get(Off::<MsgHeader>::new(at_ring(queue, found.at)?))?;
+            txn.set(&header.state, TAKEN)?;
+        }
+        // Advance the head over whatever is no longer live.
+        let mut steps = 0;
+        while head != end {
+            steps += 1;
+            if steps > capacity / ALIGN + 1 || head >= capacity {
                 return Err(Errno::CORRUPT);
             }
-            used -= size;
-            head = if head + size >= capacity {
-                0
-            } else {
-                head + size
+            let first = self
+                .arena
+                .get(Off::<MsgHeader>::new(at_ring(queue, head)?))?;
+            let size = match first.state.get() {
+                SKIP => capacity - head,
+                TAKEN if first.len.get() <= self.layout.limits.msgmax => {
+                    record_size(first.len.get())
+                }
+                LIVE => break,
+                _ => return Err(Errno::CORRUPT),
+            };
+            head = match head + size {
+                next if next == capacity => 0,
+                next if next < capacity => next,
+                _ => return Err(Errno::CORRUPT),
             };
         }
-        if used == 0 {
-            // Empty: start again at the ring's start.
-            txn.set(&queue.tail, 0)?;
-            head = 0;
-        }
         txn.set(&queue.head, head)?;
-        txn.set(&queue.used, used)?;
-        txn.set(&queue.qnum, queue.qnum.get().saturating_sub(1))?;
-        txn.set(&queue.cbytes, queue.cbytes.get().saturating_sub(found.len))?;
+        txn.set(&queue.recv_count, queue.recv_count.get().wrapping_add(1))?;
+        txn.set(
+            &queue.recv_bytes,
+            queue.recv_bytes.get().wrapping_add(found.len),
+        )?;
         txn.set(&queue.lrpid, pid)?;
         txn.set64(&queue.rtime, self.host.wall_clock() as u64)
     }
 
+    /// `msqid_ds` of a queue whose two locks the caller holds.
     fn msqid_ds(&self, object: &Object<'m>) -> MsqidDs {
         let queue = self.queue_view(object).queue;
         MsqidDs {
@@ -1004,12 +1267,18 @@ impl<'m, H: Host> Namespace<'m, H> {
             stime: queue.stime.get() as i64,
             rtime: queue.rtime.get() as i64,
             ctime: object.ctime(),
-            cbytes: u64::from(queue.cbytes.get()),
-            qnum: u64::from(queue.qnum.get()),
+            cbytes: u64::from(queue.sent_bytes.get().wrapping_sub(queue.recv_bytes.get())),
+            qnum: u64::from(queue.sent_count.get().wrapping_sub(queue.recv_count.get())),
             qbytes: u64::from(queue.qbytes.get()),
             lspid: queue.lspid.get() as i32,
             lrpid: queue.lrpid.get() as i32,
         }
+    }
+
+    /// Takes the receive lock too, under an object lock held.
+    fn lock_both(&self, locked: &mut ObjectTxn<'_, 'm, H>) -> Result<()> {
+        let queue = self.queue_view(&locked.object).queue;
+        locked.txn.lock_nested(&queue.recv_lock)
     }
 
     /// `msgctl(IPC_STAT)`.
@@ -1017,20 +1286,22 @@ impl<'m, H: Host> Namespace<'m, H> {
         if msqid < 0 {
             return Err(Errno::EINVAL);
         }
-        let locked = self.lock_object(Kind::Msg, msqid)?;
+        let mut locked = self.lock_object(Kind::Msg, msqid)?;
         if !locked.object.allows(cred, 0o444) {
             return Err(Errno::EACCES);
         }
+        self.lock_both(&mut locked)?;
         Ok(self.msqid_ds(&locked.object))
     }
 
     /// `msgctl(MSG_STAT)` (`any`: `MSG_STAT_ANY`, without the read check): the
     /// queue in slot `index`, and its id.
     pub fn msg_stat_index(&self, index: i32, any: bool, cred: &Cred<'_>) -> Result<(i32, MsqidDs)> {
-        let locked = self.lock_index(Kind::Msg, index)?;
+        let mut locked = self.lock_index(Kind::Msg, index)?;
         if !any && !locked.object.allows(cred, 0o444) {
             return Err(Errno::EACCES);
         }
+        self.lock_both(&mut locked)?;
         Ok((locked.object.id(), self.msqid_ds(&locked.object)))
     }
 
@@ -1063,12 +1334,9 @@ impl<'m, H: Host> Namespace<'m, H> {
         self.ipc_set_perm(&mut locked, cred, uid, gid, mode)?;
         let queue = self.queue_view(&locked.object).queue;
         locked.txn.set(&queue.qbytes, qbytes)?;
-        // Senders may fit now.
-        let wake = Self::bump(&queue.send_seq, &queue.senders_asleep);
         locked.commit();
-        if wake {
-            self.host.wake(queue.send_seq.atomic(), u32::MAX);
-        }
+        // Senders may fit now.
+        self.bump_senders(queue);
         Ok(())
     }
 
@@ -1082,12 +1350,13 @@ impl<'m, H: Host> Namespace<'m, H> {
             Kind::Msg,
             msqid,
             cred,
-            |_, object| Ok(self.queue_view(object).queue),
+            |txn, object| {
+                let queue = self.queue_view(object).queue;
+                txn.lock_nested(&queue.recv_lock)?;
+                Ok(queue)
+            },
             |_, queue| {
-                queue.send_seq.atomic().fetch_add(1, Ordering::AcqRel);
-                if queue.senders_asleep.atomic().load(Ordering::Acquire) != 0 {
-                    self.host.wake(queue.send_seq.atomic(), u32::MAX);
-                }
+                self.bump_senders(queue);
                 // The removal is permanent and the lock still held: wake every
                 // receiver, whose record cannot be freed before we let go.
                 let bound = self.layout.limits.heap_bytes / Receiver::SIZE;
@@ -1126,10 +1395,13 @@ impl<'m, H: Host> Namespace<'m, H> {
         if usage {
             let (mut messages, mut bytes) = (0u64, 0u64);
             for (id, _) in self.objects(Kind::Msg) {
-                if let Ok(locked) = self.lock_object(Kind::Msg, id) {
-                    let queue = self.queue_view(&locked.object).queue;
-                    messages += u64::from(queue.qnum.get());
-                    bytes += u64::from(queue.cbytes.get());
+                let Ok(mut locked) = self.lock_object(Kind::Msg, id) else {
+                    continue;
+                };
+                if self.lock_both(&mut locked).is_ok() {
+                    let ds = self.msqid_ds(&locked.object);
+                    messages += ds.qnum;
+                    bytes += ds.cbytes;
                 }
             }
             info.msgpool = narrow(u64::from(self.in_use(Kind::Msg)));
