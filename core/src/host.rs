@@ -95,4 +95,12 @@ pub trait Host: Waiter {
 
     /// Whether `process` still runs.
     fn liveness(&self, process: ProcessId) -> Liveness;
+
+    /// A shared memory segment went (removed, and its last attachment
+    /// ended): the host releases the bytes it keeps for it (on Linux, its
+    /// file). Called after the removal is permanent, by whichever process
+    /// made it so.
+    fn segment_gone(&self, shmid: i32) {
+        let _ = shmid;
+    }
 }

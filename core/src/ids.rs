@@ -179,6 +179,12 @@ impl<'m> Object<'m> {
         }
     }
 
+    /// Its permission words, for kinds that keep flags in the mode's high
+    /// bits (segments' `SHM_DEST`, `SHM_LOCKED`), under its lock.
+    pub(crate) fn perm_words(&self) -> &'m PermRecord {
+        &self.slot.perm
+    }
+
     /// When its permissions last changed (wall-clock seconds).
     pub fn ctime(&self) -> i64 {
         self.slot.ctime.get() as i64
@@ -280,6 +286,24 @@ impl<'m> Table<'m> {
             link = &self.slot(current)?.hash_next;
         }
         Err(Errno::CORRUPT)
+    }
+
+    /// Frees the slot of a removed object (the table and the object locked).
+    fn free_slot<H: Host>(
+        &self,
+        txn: &mut Txn<'_, 'm, H>,
+        index: u32,
+        slot: &'m ObjectSlot,
+    ) -> Result<()> {
+        if slot.key.get() as i32 != IPC_PRIVATE {
+            self.hash_remove(txn, index, slot)?;
+        }
+        self.set_used(txn, index, false)?;
+        txn.set(
+            &self.header.in_use,
+            self.header.in_use.get().saturating_sub(1),
+        )?;
+        txn.set(&slot.state, FREE)
     }
 
     /// A free index, chosen as Linux `ipc_idr_alloc()` does, and the sequence
@@ -487,6 +511,48 @@ impl<'m, H: Host> Namespace<'m, H> {
         cleanup: impl FnOnce(&mut Txn<'_, 'm, H>, &Object<'m>) -> Result<R>,
         after: impl FnOnce(&Object<'m>, R) -> T,
     ) -> Result<T> {
+        let (mut txn, table, index, object) = self.lock_for_removal(kind, id, Some(cred))?;
+        let result = cleanup(&mut txn, &object)?;
+        table.free_slot(&mut txn, index, object.slot)?;
+        txn.checkpoint();
+        let out = after(&object, result);
+        txn.commit();
+        Ok(out)
+    }
+
+    /// Removal for objects that may outlive `IPC_RMID` (segments still
+    /// attached): with the table and the object locked, `decide` says
+    /// whether the object goes now. If not, its key is freed (it becomes
+    /// private, as Linux does). `cred` is `None` for the engine's own
+    /// removal of an object already marked for it. Returns whether it went.
+    pub(crate) fn ipc_remove_or_keep(
+        &self,
+        kind: Kind,
+        id: i32,
+        cred: Option<&Cred<'_>>,
+        decide: impl FnOnce(&mut Txn<'_, 'm, H>, &Object<'m>) -> Result<bool>,
+    ) -> Result<bool> {
+        let (mut txn, table, index, object) = self.lock_for_removal(kind, id, cred)?;
+        let slot = object.slot;
+        let gone = decide(&mut txn, &object)?;
+        if gone {
+            table.free_slot(&mut txn, index, slot)?;
+        } else if slot.key.get() as i32 != IPC_PRIVATE {
+            table.hash_remove(&mut txn, index, slot)?;
+            txn.set(&slot.key, IPC_PRIVATE as u32)?;
+        }
+        txn.commit();
+        Ok(gone)
+    }
+
+    /// Locks the table and object `id` for removal, checking that `cred`
+    /// (if any) owns it.
+    fn lock_for_removal(
+        &self,
+        kind: Kind,
+        id: i32,
+        cred: Option<&Cred<'_>>,
+    ) -> Result<(Txn<'_, 'm, H>, Table<'m>, u32, Object<'m>)> {
         let (index, seq) = split_id(id)?;
         let table = self.table(kind)?;
         let slot = table.slot(index).map_err(|_| Errno::EINVAL)?;
@@ -496,23 +562,10 @@ impl<'m, H: Host> Namespace<'m, H> {
             return Err(Errno::EINVAL);
         }
         let object = Object { slot, kind, id };
-        if !object.perm().owned_by(cred) {
+        if cred.is_some_and(|cred| !object.perm().owned_by(cred)) {
             return Err(Errno::EPERM);
         }
-        let result = cleanup(&mut txn, &object)?;
-        if slot.key.get() as i32 != IPC_PRIVATE {
-            table.hash_remove(&mut txn, index, slot)?;
-        }
-        table.set_used(&mut txn, index, false)?;
-        txn.set(
-            &table.header.in_use,
-            table.header.in_use.get().saturating_sub(1),
-        )?;
-        txn.set(&slot.state, FREE)?;
-        txn.checkpoint();
-        let out = after(&object, result);
-        txn.commit();
-        Ok(out)
+        Ok((txn, table, index, object))
     }
 
     /// The live object `id` names, read without its lock: for the lock-free

@@ -30,12 +30,15 @@ pub mod msg;
 pub mod perm;
 mod registry;
 pub mod sem;
+pub mod shm;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_msg;
 #[cfg(test)]
 mod tests_sem;
+#[cfg(test)]
+mod tests_shm;
 
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -211,8 +214,8 @@ impl<'m, H: Host> Namespace<'m, H> {
 
 impl<H: Host> Drop for Namespace<'_, H> {
     /// Leaves the arena. The program's last registration to leave applies the
-    /// process's `SEM_UNDO` adjustments, as the kernel does at exit, and frees
-    /// its slot. A namespace inherited across `fork` and never used by the
+    /// process's `SEM_UNDO` adjustments and ends its shared memory
+    /// attachments, as the kernel does at exit, and frees its slot. A namespace inherited across `fork` and never used by the
     /// child leaves nothing: the registration is the parent's.
     fn drop(&mut self) {
         if self.host.fork_generation() != self.fork_generation.load(Ordering::Relaxed) {
@@ -221,6 +224,7 @@ impl<H: Host> Drop for Namespace<'_, H> {
         let me = Tag::from_raw(self.me.load(Ordering::Relaxed));
         if let Some(slot) = self.registry.leave(me) {
             self.settle_undo(slot);
+            self.settle_attachments(slot, None);
             self.registry.free(slot);
         }
     }

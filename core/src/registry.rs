@@ -28,7 +28,7 @@
 //! arena file stays sparse). A bit is set before its slot is claimed and
 //! never cleared, so it is a hint that cannot hide a taken slot.
 //!
-//! Undo lists hang off the slot (shared memory attachments will too);
+//! Undo lists and shared memory attachments hang off the slot;
 //! reaping a dead process's slot is the lifecycle layer's job. Until then a
 //! slot is freed by [`crate::Namespace`] when the program's last registration
 //! leaves.
@@ -51,8 +51,9 @@ pub struct ProcSlot {
     users: Word,
     /// The process's first undo record (see `sem`), under `lock`.
     pub(crate) undo_head: Word,
-    spare: Word,
-    /// Protects the process's lists (its undo records).
+    /// The process's first shared memory attachment (see `shm`), under `lock`.
+    pub(crate) attach_head: Word,
+    /// Protects the process's lists (its undo records and attachments).
     pub(crate) lock: LockRecord<8>,
 }
 
@@ -196,6 +197,11 @@ impl<'m> Registry<'m> {
             .atomic()
             .store(generation, Ordering::Release);
         generation
+    }
+
+    /// The slot at `index` (from [`Registry::live_slots`]).
+    pub(crate) fn slot_at(&self, index: u32) -> Result<&'m ProcSlot> {
+        self.slot(index)
     }
 
     /// The slot `tag` names, if it is still that generation's.

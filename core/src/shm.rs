@@ -1,0 +1,522 @@
+//! Shared memory segments: `shmget`, `shmat`, `shmdt` and `shmctl`, with the
+//! semantics of Linux `ipc/shm.c`.
+//!
+//! # User-visible behaviour
+//!
+//! - `shmget` makes a segment of `size` bytes (SHMMIN ≤ size ≤ SHMMAX, and
+//!   the pages of all segments at most SHMALL: `ENOSPC`), zero-filled;
+//!   `shm_segsz` is the size asked for. Opening an existing one with a
+//!   larger size is `EINVAL`.
+//! - Attaching needs read permission, and write permission unless
+//!   `SHM_RDONLY`; the segment's pages are mapped page-rounded. Detaching
+//!   takes the address an attachment starts at.
+//! - `IPC_RMID` marks the segment `SHM_DEST` and frees its key; it goes when
+//!   its last attachment does. Until then it can still be attached by id.
+//! - `shm_nattch` counts attachments across processes, `shm_cpid`,
+//!   `shm_lpid` and the three times are kept as the kernel keeps them.
+//!
+//! # Internals
+//!
+//! The slot keeps the segment's size, pids and times; the bytes live where
+//! the platform puts them (on Linux, a file beside the arena, made with the
+//! segment's owner and mode by the `make` callback of [`Namespace::shmget`]).
+//! Each attachment is a record on its **process's** list in the registry
+//! slot, under the process's lock: there is no attach count to go wrong.
+//! `shm_nattch` is the number of records naming the segment, counted over
+//! the live processes' lists with the segment locked; an attach adds its
+//! record with the segment locked, so a count taken to decide destruction is
+//! never short. A dead process's records count until it is reaped, as a
+//! dying process's mappings do in the kernel until it is gone.
+
+use crate::arena::{Off, Record, Word, Word64};
+use crate::errno::{Errno, Result};
+use crate::heap::BlockOwner;
+use crate::host::Host;
+use crate::ids::{Kind, Object};
+use crate::lock::Txn;
+use crate::perm::{Cred, IpcPerm};
+use crate::registry::ProcSlot;
+use crate::Namespace;
+
+/// `shmat` flag: attach read-only.
+pub const SHM_RDONLY: i32 = 0o10000;
+/// `shmat` flag: round the address down to SHMLBA.
+pub const SHM_RND: i32 = 0o20000;
+/// `shmat` flag: replace whatever is mapped at the address.
+pub const SHM_REMAP: i32 = 0o40000;
+/// `shmat` flag: the mapping may be executed.
+pub const SHM_EXEC: i32 = 0o100000;
+/// `shm_perm.mode` bit: removed, destroyed at the last detach.
+pub const SHM_DEST: u32 = 0o1000;
+/// `shm_perm.mode` bit: locked in memory (`SHM_LOCK`).
+pub const SHM_LOCKED: u32 = 0o2000;
+/// The page size segments are counted and mapped in.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// What `IPC_STAT` reports (`struct shmid_ds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShmidDs {
+    /// Ownership and permissions (with `SHM_DEST` and `SHM_LOCKED` in `mode`).
+    pub perm: IpcPerm,
+    /// The size asked for, in bytes.
+    pub segsz: u64,
+    /// Time of the last attach.
+    pub atime: i64,
+    /// Time of the last detach.
+    pub dtime: i64,
+    /// Time of creation or of the last `IPC_SET`.
+    pub ctime: i64,
+    /// The pid of the creator.
+    pub cpid: i32,
+    /// The pid of the last attach or detach.
+    pub lpid: i32,
+    /// Attachments.
+    pub nattch: u64,
+}
+
+/// What `IPC_INFO` reports (`struct shminfo`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShmInfo {
+    /// SHMMAX.
+    pub shmmax: u64,
+    /// SHMMIN.
+    pub shmmin: u64,
+    /// SHMMNI.
+    pub shmmni: u64,
+    /// SHMSEG (Linux: SHMMNI).
+    pub shmseg: u64,
+    /// SHMALL, in pages.
+    pub shmall: u64,
+}
+
+/// What `SHM_INFO` reports (`struct shm_info`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShmUsage {
+    /// Segments in use.
+    pub used_ids: i32,
+    /// Pages of all segments.
+    pub shm_tot: u64,
+    /// Pages resident (all of them: nothing is swapped).
+    pub shm_rss: u64,
+    /// Pages swapped.
+    pub shm_swp: u64,
+}
+
+/// A segment's part of its object slot.
+#[repr(C)]
+struct Segment {
+    segsz: Word64,
+    cpid: Word,
+    lpid: Word,
+    atime: Word64,
+    dtime: Word64,
+}
+
+// SAFETY: `repr(C)`, words and word pairs, no padding.
+unsafe impl Record for Segment {}
+
+/// One attachment, on its process's list.
+#[repr(C)]
+struct Attachment {
+    next: Word,
+    shmid: Word,
+    addr: Word64,
+    len: Word64,
+}
+
+// SAFETY: `repr(C)`, words and word pairs, no padding.
+unsafe impl Record for Attachment {}
+
+const OWNER_ATTACHMENT: u32 = 3;
+
+/// An attachment just ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Detached {
+    /// The segment.
+    pub shmid: i32,
+    /// The length mapped.
+    pub len: u64,
+    /// Whether that was the last attachment of a removed segment, which is
+    /// now gone (the host has been told: [`Host::segment_gone`]).
+    pub destroyed: bool,
+}
+
+/// Pages for `size` bytes.
+fn pages(size: u64) -> u64 {
+    size.div_ceil(PAGE_SIZE)
+}
+
+impl<'m, H: Host> Namespace<'m, H> {
+    fn segment(object: &Object<'m>) -> &'m Segment {
+        object.ext_as::<Segment>()
+    }
+
+    /// `shmget`: the segment `key` names, or a new one of `size` bytes.
+    /// `make(id, size)` makes a new segment's bytes (and fails the call if
+    /// it cannot), before the segment is visible to anyone.
+    pub fn shmget(
+        &self,
+        key: i32,
+        size: u64,
+        flags: i32,
+        cred: &Cred<'_>,
+        make: impl FnOnce(i32, u64, &IpcPerm) -> Result<()>,
+    ) -> Result<i32> {
+        let limits = self.layout.limits;
+        let pid = self.identity()?.1;
+        self.ipc_get(
+            Kind::Shm,
+            key,
+            flags,
+            cred,
+            |object| {
+                if Self::segment(object).segsz.get() < size {
+                    return Err(Errno::EINVAL);
+                }
+                Ok(())
+            },
+            |txn, object| {
+                if size < 1 || size > limits.shmmax {
+                    return Err(Errno::EINVAL);
+                }
+                let usage = self.table_usage(Kind::Shm)?;
+                let total = usage.get().checked_add(pages(size));
+                if total.is_none_or(|total| total > limits.shmall) {
+                    return Err(Errno::ENOSPC);
+                }
+                let segment = Self::segment(object);
+                // Not live yet: no journal needed.
+                segment.segsz.set(size);
+                segment.cpid.set(pid);
+                make(object.id(), size, &object.perm())?;
+                txn.set64(usage, usage.get() + pages(size))
+            },
+        )
+    }
+
+    /// Before `shmat` maps segment `shmid`: checks permission for `flags`
+    /// and returns the segment's size.
+    pub fn shm_attach_check(&self, shmid: i32, flags: i32, cred: &Cred<'_>) -> Result<u64> {
+        if shmid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let locked = self.lock_object(Kind::Shm, shmid)?;
+        let mut access = 0o444;
+        if flags & SHM_RDONLY == 0 {
+            access |= 0o222;
+        }
+        if flags & SHM_EXEC != 0 {
+            access |= 0o111;
+        }
+        if !locked.object.allows(cred, access) {
+            return Err(Errno::EACCES);
+        }
+        Ok(Self::segment(&locked.object).segsz.get())
+    }
+
+    /// After `shmat` mapped segment `shmid` at `addr` (`len` bytes): records
+    /// the attachment. `EIDRM` if the segment went meanwhile (the caller
+    /// unmaps).
+    pub fn shm_attached(&self, shmid: i32, addr: u64, len: u64) -> Result<()> {
+        let (me, pid) = self.identity()?;
+        let slot = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
+        let mut locked = match self.lock_object(Kind::Shm, shmid) {
+            Err(Errno::EINVAL) => return Err(Errno::EIDRM),
+            other => other?,
+        };
+        let owner = BlockOwner {
+            kind: OWNER_ATTACHMENT,
+            id: shmid as u32,
+        };
+        let at = self.heap_alloc(Attachment::SIZE, owner)?;
+        let record = self.arena.get(Off::<Attachment>::new(at))?;
+        // Fresh: reachable once pushed (journaled).
+        record.shmid.set(shmid as u32);
+        record.addr.set(addr);
+        record.len.set(len);
+        let pushed = Txn::begin(self, &slot.lock).and_then(|mut own| {
+            record.next.set(slot.attach_head.get());
+            own.set(&slot.attach_head, at)?;
+            own.commit();
+            Ok(())
+        });
+        if let Err(err) = pushed {
+            self.heap_free(at, owner)?;
+            return Err(err);
+        }
+        let segment = Self::segment(&locked.object);
+        locked.txn.set(&segment.lpid, pid)?;
+        locked
+            .txn
+            .set64(&segment.atime, self.host.wall_clock() as u64)?;
+        locked.commit();
+        Ok(())
+    }
+
+    /// `shmdt`: ends this process's attachment at `addr` (`EINVAL` if none
+    /// starts there). The caller unmaps it, and destroys the segment's bytes
+    /// if it went.
+    pub fn shm_detach(&self, addr: u64) -> Result<Detached> {
+        let (me, pid) = self.identity()?;
+        let slot = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
+        let (at, shmid, len) = self
+            .unlink_attachment(slot, |record| record.addr.get() == addr)?
+            .ok_or(Errno::EINVAL)?;
+        self.heap_free(
+            at,
+            BlockOwner {
+                kind: OWNER_ATTACHMENT,
+                id: shmid as u32,
+            },
+        )?;
+        let destroyed = self.detached(shmid, Some(pid))?;
+        Ok(Detached {
+            shmid,
+            len,
+            destroyed,
+        })
+    }
+
+    /// Ends every attachment of the process in `slot` (it exits, or execs);
+    /// segments removed meanwhile go with their last. Errors end the walk:
+    /// each attachment is settled on its own.
+    pub(crate) fn settle_attachments(&self, slot: &'m ProcSlot, pid: Option<u32>) {
+        let bound = self.layout.limits.heap_bytes / Attachment::SIZE;
+        for _ in 0..bound {
+            let Ok(Some((at, shmid, _))) = self.unlink_attachment(slot, |_| true) else {
+                return;
+            };
+            let owner = BlockOwner {
+                kind: OWNER_ATTACHMENT,
+                id: shmid as u32,
+            };
+            if self.heap_free(at, owner).is_err() {
+                return;
+            }
+            if self.detached(shmid, pid).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Takes the first record of `slot`'s list that `which` picks off the
+    /// list: its offset, segment and length.
+    fn unlink_attachment(
+        &self,
+        slot: &'m ProcSlot,
+        which: impl Fn(&Attachment) -> bool,
+    ) -> Result<Option<(u32, i32, u64)>> {
+        let mut own = Txn::begin(self, &slot.lock)?;
+        let bound = self.layout.limits.heap_bytes / Attachment::SIZE;
+        let mut link = &slot.attach_head;
+        for _ in 0..bound {
+            let at = link.get();
+            if at == 0 {
+                return Ok(None);
+            }
+            let record = self.attachment(at)?;
+            if which(record) {
+                own.set(link, record.next.get())?;
+                own.commit();
+                return Ok(Some((at, record.shmid.get() as i32, record.len.get())));
+            }
+            link = &record.next;
+        }
+        Err(Errno::CORRUPT)
+    }
+
+    /// The attachment record at `at`, checked to be one.
+    fn attachment(&self, at: u32) -> Result<&'m Attachment> {
+        let block = at
+            .checked_sub(crate::heap::BLOCK_HEADER)
+            .ok_or(Errno::CORRUPT)?;
+        let info = crate::heap::block_info(&self.arena, &self.layout, block, self.layout.heap_end)?;
+        if !info.allocated || info.owner_kind != OWNER_ATTACHMENT {
+            return Err(Errno::CORRUPT);
+        }
+        self.arena.get(Off::<Attachment>::new(at))
+    }
+
+    /// After an attachment of `shmid` ended (by process `pid`, if it is the
+    /// caller): stamps the segment, and destroys it if it was removed and
+    /// that was its last attachment. Returns whether it went.
+    fn detached(&self, shmid: i32, pid: Option<u32>) -> Result<bool> {
+        let Ok(mut locked) = self.lock_object(Kind::Shm, shmid) else {
+            // Gone already.
+            return Ok(false);
+        };
+        let segment = Self::segment(&locked.object);
+        if let Some(pid) = pid {
+            locked.txn.set(&segment.lpid, pid)?;
+        }
+        locked
+            .txn
+            .set64(&segment.dtime, self.host.wall_clock() as u64)?;
+        let removed = locked.object.perm().mode & SHM_DEST != 0;
+        locked.commit();
+        if !removed {
+            return Ok(false);
+        }
+        self.destroy_if_unattached(shmid, None)
+    }
+
+    /// Removes segment `shmid` if it has no attachment (with the table and
+    /// the segment locked); otherwise marks it `SHM_DEST`. `cred` is checked
+    /// for ownership when given (`IPC_RMID`).
+    fn destroy_if_unattached(&self, shmid: i32, cred: Option<&Cred<'_>>) -> Result<bool> {
+        let gone = self.ipc_remove_or_keep(Kind::Shm, shmid, cred, |txn, object| {
+            if self.attachments(shmid)? > 0 {
+                let mode = &object.perm_words().mode;
+                txn.set(mode, mode.get() | SHM_DEST)?;
+                return Ok(false);
+            }
+            let usage = self.table_usage(Kind::Shm)?;
+            let size = Self::segment(object).segsz.get();
+            txn.set64(usage, usage.get().saturating_sub(pages(size)))?;
+            Ok(true)
+        })?;
+        if gone {
+            self.host.segment_gone(shmid);
+        }
+        Ok(gone)
+    }
+
+    /// The attachments of segment `shmid`, over every live process's list
+    /// (the segment locked by the caller).
+    fn attachments(&self, shmid: i32) -> Result<u32> {
+        let bound = self.layout.limits.heap_bytes / Attachment::SIZE;
+        let mut count = 0;
+        for (index, _) in self.registry.live_slots() {
+            let slot = self.registry.slot_at(index)?;
+            let own = Txn::begin(self, &slot.lock)?;
+            let mut at = slot.attach_head.get();
+            let mut steps = 0;
+            while at != 0 {
+                steps += 1;
+                if steps > bound {
+                    return Err(Errno::CORRUPT);
+                }
+                let record = self.attachment(at)?;
+                if record.shmid.get() == shmid as u32 {
+                    count += 1;
+                }
+                at = record.next.get();
+            }
+            own.commit();
+        }
+        Ok(count)
+    }
+
+    fn shmid_ds(&self, object: &Object<'m>) -> Result<ShmidDs> {
+        let segment = Self::segment(object);
+        Ok(ShmidDs {
+            perm: object.perm(),
+            segsz: segment.segsz.get(),
+            atime: segment.atime.get() as i64,
+            dtime: segment.dtime.get() as i64,
+            ctime: object.ctime(),
+            cpid: segment.cpid.get() as i32,
+            lpid: segment.lpid.get() as i32,
+            nattch: u64::from(self.attachments(object.id())?),
+        })
+    }
+
+    /// `shmctl(IPC_STAT)`.
+    pub fn shm_stat(&self, shmid: i32, cred: &Cred<'_>) -> Result<ShmidDs> {
+        if shmid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let locked = self.lock_object(Kind::Shm, shmid)?;
+        if !locked.object.allows(cred, 0o444) {
+            return Err(Errno::EACCES);
+        }
+        self.shmid_ds(&locked.object)
+    }
+
+    /// `shmctl(SHM_STAT)` (`any`: `SHM_STAT_ANY`, without the read check):
+    /// the segment in slot `index`, and its id.
+    pub fn shm_stat_index(&self, index: i32, any: bool, cred: &Cred<'_>) -> Result<(i32, ShmidDs)> {
+        let locked = self.lock_index(Kind::Shm, index)?;
+        if !any && !locked.object.allows(cred, 0o444) {
+            return Err(Errno::EACCES);
+        }
+        Ok((locked.object.id(), self.shmid_ds(&locked.object)?))
+    }
+
+    /// `shmctl(IPC_SET)`: owner, group and permission bits.
+    pub fn shm_set(
+        &self,
+        shmid: i32,
+        cred: &Cred<'_>,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> Result<()> {
+        if shmid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut locked = self.lock_object(Kind::Shm, shmid)?;
+        self.ipc_set_perm(&mut locked, cred, uid, gid, mode)?;
+        locked.commit();
+        Ok(())
+    }
+
+    /// `shmctl(IPC_RMID)`: removes the segment now if nothing is attached,
+    /// else marks it `SHM_DEST` and frees its key. Returns whether it went
+    /// (the host has been told: [`Host::segment_gone`]).
+    pub fn shm_remove(&self, shmid: i32, cred: &Cred<'_>) -> Result<bool> {
+        if shmid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        self.destroy_if_unattached(shmid, Some(cred))
+    }
+
+    /// `shmctl(SHM_LOCK)` (`lock`) or `shmctl(SHM_UNLOCK)`: sets or clears
+    /// `SHM_LOCKED`. Without `CAP_IPC_LOCK` (not modelled: `cred` has none)
+    /// only the owner or creator may.
+    pub fn shm_lock(&self, shmid: i32, cred: &Cred<'_>, lock: bool) -> Result<()> {
+        if shmid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut locked = self.lock_object(Kind::Shm, shmid)?;
+        let perm = locked.object.perm();
+        if cred.euid != perm.uid && cred.euid != perm.cuid {
+            return Err(Errno::EPERM);
+        }
+        let mode = &locked.object.perm_words().mode;
+        let bits = if lock {
+            mode.get() | SHM_LOCKED
+        } else {
+            mode.get() & !SHM_LOCKED
+        };
+        locked.txn.set(mode, bits)?;
+        locked.commit();
+        Ok(())
+    }
+
+    /// `shmctl(IPC_INFO)`, and the value the call returns: the highest index
+    /// in use, or 0.
+    pub fn shm_info(&self) -> (i32, ShmInfo) {
+        let l = &self.layout.limits;
+        let info = ShmInfo {
+            shmmax: l.shmmax,
+            shmmin: 1,
+            shmmni: u64::from(l.shmmni),
+            shmseg: u64::from(l.shmmni),
+            shmall: l.shmall,
+        };
+        (self.max_index(Kind::Shm).max(0), info)
+    }
+
+    /// `shmctl(SHM_INFO)`, and the value the call returns.
+    pub fn shm_usage(&self) -> (i32, ShmUsage) {
+        let pages = self.table_usage(Kind::Shm).map_or(0, Word64::get);
+        let usage = ShmUsage {
+            used_ids: self.in_use(Kind::Shm).min(i32::MAX as u32) as i32,
+            shm_tot: pages,
+            shm_rss: pages,
+            shm_swp: 0,
+        };
+        (self.max_index(Kind::Shm).max(0), usage)
+    }
+}
