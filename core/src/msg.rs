@@ -70,13 +70,13 @@
 //! that side's lock publishes it again. Ring replacement holds both locks and
 //! journals the copies with everything else.
 //!
-//! A receiver that begins to wait links itself and then looks at the
-//! published tail again; a sender that published without the receive lock
-//! looks at the waiting receivers again (a fence on each side between the
-//! store and the load). At least one of them sees the other, and hands the
-//! queued message over under both locks. Receiver records are freed only by
-//! their owners, under the receive lock. `MSG_INFO` totals are summed over
-//! the live queues when asked for.
+//! The rare transitions take both locks, so the common paths need no fence:
+//! a receiver starts to wait by looking once more and linking itself with
+//! both held (a sender sees waiting receivers under its own lock alone), and
+//! a sender starts to wait for room by counting itself with both held (a
+//! receive sees the count under its own lock alone). Receiver records are
+//! freed only by their owners, once unlinked. `MSG_INFO` totals are summed
+//! over the live queues when asked for.
 
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::Ordering;
@@ -666,7 +666,9 @@ impl<'m, H: Host> Namespace<'m, H> {
             let filler = self
                 .arena
                 .get(Off::<MsgHeader>::new(at(ring, queue.tail.get())?))?;
-            filler.len.set(skip - MsgHeader::SIZE);
+            filler
+                .len
+                .set(skip.checked_sub(MsgHeader::SIZE).ok_or(Errno::CORRUPT)?);
             filler.state.set(SKIP);
         }
         let header = self.arena.get(Off::<MsgHeader>::new(at(ring, tail)?))?;
@@ -674,7 +676,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         header.mtype.set(mtype as u64);
         header.state.set(LIVE);
         self.arena
-            .write_bytes(at(ring, tail)? + MsgHeader::SIZE, data)?;
+            .write_bytes(at(at(ring, tail)?, MsgHeader::SIZE)?, data)?;
         let capacity = queue.capacity.get();
         let new_tail = if tail + size == capacity {
             0
@@ -767,10 +769,10 @@ impl<'m, H: Host> Namespace<'m, H> {
             header.len.set(m.len);
             header.mtype.set(m.mtype as u64);
             header.state.set(LIVE);
-            if self
-                .copy_payload(from + MsgHeader::SIZE, to + MsgHeader::SIZE, m.len)
-                .is_err()
-            {
+            let copied = at(from, MsgHeader::SIZE)
+                .and_then(|from| Ok((from, at(to, MsgHeader::SIZE)?)))
+                .and_then(|(from, to)| self.copy_payload(from, to, m.len));
+            if copied.is_err() {
                 return false;
             }
             written += record_size(m.len);
