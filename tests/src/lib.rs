@@ -330,12 +330,12 @@ pub fn errno_name(errno: i32) -> String {
     }
 }
 
-/// Wall-clock seconds since the epoch.
+/// Wall-clock seconds since the epoch, from the clock System V times come
+/// from: `time()`, the coarse clock the kernel stamps them with (and usysv
+/// too). The fine clock can already show the next second when these do not.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    // SAFETY: time(NULL) only returns the time.
+    unsafe { libc::time(std::ptr::null_mut()) as i64 }
 }
 
 /// This process's pid.
