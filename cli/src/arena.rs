@@ -175,8 +175,7 @@ pub fn remove(args: &[&str]) -> Result<(), Failure> {
     let path = opts.arena_path()?;
     // Refuse to delete a file that is not an arena.
     drop(ArenaFile::open(&path)?);
-    std::fs::remove_file(&path)
-        .map_err(|err| Failure::failed(format!("{}: {err}", path.display())))?;
+    ArenaFile::remove(&path)?;
     println!("removed {}", path.display());
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Arena format version 1: the header and where every region lies.
+//! Arena format version 2: the header and where every region lies.
 //!
 //! ```text
 //! offset 0   Header: magic, version, state, size, limits, region offsets, creation time
@@ -42,7 +42,7 @@ use crate::registry::SLOT_SIZE;
 pub const MAGIC: [u32; 2] = [u32::from_le_bytes(*b"usys"), u32::from_le_bytes(*b"v-ar")];
 
 /// The format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 const BLANK: u32 = 0;
 const INITIALISING: u32 = 1;

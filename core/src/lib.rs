@@ -24,6 +24,7 @@ pub mod format;
 mod heap;
 pub mod host;
 mod ids;
+mod lifecycle;
 pub mod limits;
 mod lock;
 pub mod msg;
@@ -41,7 +42,7 @@ mod tests_sem;
 mod tests_shm;
 
 use core::fmt;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 pub use check::{Area, CheckSummary, Problem, Severity};
 pub use errno::{Errno, Result};
@@ -51,11 +52,11 @@ pub use ids::{Kind, Object, ObjectTxn, EXT_WORDS, KINDS};
 pub use limits::{Limits, DEFAULT_LIMITS};
 pub use lock::Txn;
 pub use perm::{Cred, IpcPerm};
-pub use registry::Tag;
+pub use registry::{ForkSlot, Tag};
 
 use arena::{Arena, Off};
 use host::Host;
-use registry::Registry;
+use registry::{Registered, Registry};
 
 /// Why an arena could not be opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +100,8 @@ pub struct Namespace<'m, H: Host> {
     pid: AtomicU32,
     /// The host's fork generation when `me` and `pid` were set.
     fork_generation: AtomicU32,
+    /// The registration has ended ([`Namespace::exit`]).
+    left: AtomicBool,
     pub(crate) registry: Registry<'m>,
 }
 
@@ -143,18 +146,27 @@ impl<'m, H: Host> Namespace<'m, H> {
         );
         let fork_generation = host.fork_generation();
         let process = host.current_process();
-        let me = registry
+        let registered = registry
             .register(process, host.current_image())
             .map_err(|_| OpenError::NoProcessSlot)?;
-        Ok(Namespace {
+        let me = match registered {
+            Registered::Fresh(tag) | Registered::Adopted(tag) => tag,
+        };
+        let ns = Namespace {
             arena,
             layout,
             host,
             me: AtomicU32::new(me.raw()),
             pid: AtomicU32::new(process.pid),
             fork_generation: AtomicU32::new(fork_generation),
+            left: AtomicBool::new(false),
             registry,
-        })
+        };
+        if let (Registered::Adopted(_), Some(slot)) = (registered, ns.registry.slot_of(me)) {
+            // After execve: the old image's mappings are gone.
+            ns.settle_attachments(slot, None);
+        }
+        Ok(ns)
     }
 
     /// Where every region lies, and the limits.
@@ -186,14 +198,27 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     #[cold]
-    fn register_forked_child(&self) -> Result<()> {
-        let generation = self.host.fork_generation();
+    pub(crate) fn register_forked_child(&self) -> Result<()> {
         let process = self.host.current_process();
-        let tag = self.registry.register(process, self.host.current_image())?;
-        self.me.store(tag.raw(), Ordering::Relaxed);
-        self.pid.store(process.pid, Ordering::Relaxed);
-        self.fork_generation.store(generation, Ordering::Relaxed);
+        let tag = match self.registry.register(process, self.host.current_image())? {
+            Registered::Fresh(tag) | Registered::Adopted(tag) => tag,
+        };
+        self.adopt_identity(tag, process.pid);
         Ok(())
+    }
+
+    /// Makes `tag` and `pid` this process's, in the child of a fork.
+    pub(crate) fn adopt_identity(&self, tag: Tag, pid: u32) {
+        self.me.store(tag.raw(), Ordering::Relaxed);
+        self.pid.store(pid, Ordering::Relaxed);
+        self.fork_generation
+            .store(self.host.fork_generation(), Ordering::Relaxed);
+    }
+
+    /// Whether this namespace came from the parent across a fork and the
+    /// child has not used it: its registration is the parent's.
+    pub(crate) fn inherited(&self) -> bool {
+        self.host.fork_generation() != self.fork_generation.load(Ordering::Relaxed)
     }
 
     /// This process's registry tag.
@@ -215,17 +240,10 @@ impl<'m, H: Host> Namespace<'m, H> {
 impl<H: Host> Drop for Namespace<'_, H> {
     /// Leaves the arena. The program's last registration to leave applies the
     /// process's `SEM_UNDO` adjustments and ends its shared memory
-    /// attachments, as the kernel does at exit, and frees its slot. A namespace inherited across `fork` and never used by the
-    /// child leaves nothing: the registration is the parent's.
+    /// attachments, as the kernel does at exit, and frees its slot. A
+    /// namespace inherited across `fork` and never used by the child leaves
+    /// nothing: the registration is the parent's.
     fn drop(&mut self) {
-        if self.host.fork_generation() != self.fork_generation.load(Ordering::Relaxed) {
-            return;
-        }
-        let me = Tag::from_raw(self.me.load(Ordering::Relaxed));
-        if let Some(slot) = self.registry.leave(me) {
-            self.settle_undo(slot);
-            self.settle_attachments(slot, None);
-            self.registry.free(slot);
-        }
+        self.leave();
     }
 }

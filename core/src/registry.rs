@@ -28,6 +28,17 @@
 //! arena file stays sparse). A bit is set before its slot is claimed and
 //! never cleared, so it is a hint that cannot hide a taken slot.
 //!
+//! # Fork
+//!
+//! A child inherits its parent's shared memory attachments at the instant of
+//! `fork`, so they must count from that instant. Before a fork the parent
+//! reserves a slot for the child ([`Registry::reserve_for_fork`]), with the
+//! parent's identity and `forking` set, and copies its attachment records
+//! into it; the child claims it ([`Registry::claim_fork`]), and a parent
+//! whose fork failed settles and frees it. A pending slot is never taken for
+//! the parent's own (registration skips it), and counts as alive while the
+//! parent is.
+//!
 //! Undo lists and shared memory attachments hang off the slot;
 //! reaping a dead process's slot is the lifecycle layer's job. Until then a
 //! slot is freed by [`crate::Namespace`] when the program's last registration
@@ -53,12 +64,42 @@ pub struct ProcSlot {
     pub(crate) undo_head: Word,
     /// The process's first shared memory attachment (see `shm`), under `lock`.
     pub(crate) attach_head: Word,
+    /// `FORK_*`: whether the slot waits for a forked child to claim it.
+    forking: Word,
+    /// For a pending slot, the tag of the parent that reserved it.
+    parent: Word,
     /// Protects the process's lists (its undo records and attachments).
     pub(crate) lock: LockRecord<8>,
 }
 
+/// `forking`: an ordinary slot.
+const FORK_NONE: u32 = 0;
+/// `forking`: reserved by a parent for the child of a fork.
+const FORK_PENDING: u32 = 1;
+/// `forking`: being claimed by the child, or settled after a failed fork.
+const FORK_TAKEN: u32 = 2;
+
+/// A slot reserved before a fork for the child: its number and generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForkSlot {
+    index: u32,
+    generation: u32,
+}
+
+/// How a registration found its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Registered {
+    /// A free slot, or this image's own.
+    Fresh(Tag),
+    /// The slot the process's previous image left (after `execve`).
+    Adopted(Tag),
+}
+
 // SAFETY: `repr(C)`, words and a lock record, no padding.
 unsafe impl Record for ProcSlot {}
+
+// Slots follow one another: each must keep `start` 8-byte aligned.
+const _: () = assert!(ProcSlot::SIZE % 8 == 0);
 
 /// Bits of a tag that hold the slot number plus one.
 const SLOT_BITS: u32 = 17;
@@ -147,20 +188,42 @@ impl<'m> Registry<'m> {
     /// The slot of `process` running `image`: its own if this image already
     /// registered (shared), the one its previous image left (adopted after
     /// `execve`), or a free one; `ENOSPC` when every slot is taken.
-    pub(crate) fn register(&self, process: ProcessId, image: Image) -> Result<Tag> {
+    pub(crate) fn register(&self, process: ProcessId, image: Image) -> Result<Registered> {
         if process.pid == 0 {
             return Err(Errno::EINVAL);
         }
-        if let Some((index, _)) = self.live_slots().find(|(_, p)| *p == process) {
+        let own = self.live_slots().find(|&(index, p)| {
+            p == process
+                && self
+                    .slot(index)
+                    .is_ok_and(|slot| slot.forking.atomic().load(Ordering::Acquire) == FORK_NONE)
+        });
+        if let Some((index, _)) = own {
             let slot = self.slot(index)?;
             if slot.image.get() == image.0 {
                 slot.users.atomic().fetch_add(1, Ordering::AcqRel);
-                return Ok(Tag::new(index, slot.generation.get()));
+                return Ok(Registered::Fresh(Tag::new(index, slot.generation.get())));
             }
             slot.image.set(image.0);
             slot.users.set(1);
-            return Ok(Tag::new(index, self.next_generation(slot)));
+            return Ok(Registered::Adopted(Tag::new(
+                index,
+                self.next_generation(slot),
+            )));
         }
+        let (index, slot) = self.take_free(process)?;
+        slot.forking.set(FORK_NONE);
+        slot.start.set(process.start);
+        slot.image.set(image.0);
+        slot.users.set(1);
+        Ok(Registered::Fresh(Tag::new(
+            index,
+            self.next_generation(slot),
+        )))
+    }
+
+    /// Claims a free slot for `process` (its `pid` set, nothing else).
+    fn take_free(&self, process: ProcessId) -> Result<(u32, &'m ProcSlot)> {
         let first = process.pid % self.count;
         for step in 0..self.count {
             let index = (first + step) % self.count;
@@ -180,12 +243,65 @@ impl<'m> Registry<'m> {
             {
                 continue;
             }
-            slot.start.set(process.start);
-            slot.image.set(image.0);
-            slot.users.set(1);
-            return Ok(Tag::new(index, self.next_generation(slot)));
+            return Ok((index, slot));
         }
         Err(Errno::ENOSPC)
+    }
+
+    /// Reserves a slot for the child of a fork that `parent` (running
+    /// `process`, `image`) is about to make; `users` stays 0 until the child
+    /// claims it.
+    pub(crate) fn reserve_for_fork(
+        &self,
+        parent: Tag,
+        process: ProcessId,
+        image: Image,
+    ) -> Result<(ForkSlot, &'m ProcSlot)> {
+        let (index, slot) = self.take_free(process)?;
+        slot.forking.atomic().store(FORK_PENDING, Ordering::Release);
+        slot.parent.set(parent.raw());
+        slot.start.set(process.start);
+        slot.image.set(image.0);
+        slot.users.set(0);
+        let generation = self.next_generation(slot);
+        Ok((ForkSlot { index, generation }, slot))
+    }
+
+    /// Takes the pending slot `reserved` out of the pending state, for the
+    /// child to claim or for the parent to settle after a failed fork; `None`
+    /// if the other side took it first (or it is not pending).
+    pub(crate) fn take_fork(&self, reserved: ForkSlot) -> Option<&'m ProcSlot> {
+        let slot = self.slot(reserved.index).ok()?;
+        let current = slot.generation.atomic().load(Ordering::Acquire);
+        let taken = current == reserved.generation
+            && slot
+                .forking
+                .atomic()
+                .compare_exchange(
+                    FORK_PENDING,
+                    FORK_TAKEN,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+        taken.then_some(slot)
+    }
+
+    /// Makes a slot taken by [`Registry::take_fork`] the child's own: its
+    /// identity, one registration, a new generation.
+    pub(crate) fn claim_fork(
+        &self,
+        reserved: ForkSlot,
+        slot: &ProcSlot,
+        process: ProcessId,
+        image: Image,
+    ) -> Tag {
+        slot.start.set(process.start);
+        slot.image.set(image.0);
+        slot.users.set(1);
+        slot.pid.atomic().store(process.pid, Ordering::Release);
+        slot.forking.atomic().store(FORK_NONE, Ordering::Release);
+        Tag::new(reserved.index, self.next_generation(slot))
     }
 
     fn next_generation(&self, slot: &ProcSlot) -> u32 {

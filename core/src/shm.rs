@@ -102,6 +102,26 @@ pub struct ShmUsage {
     pub shm_swp: u64,
 }
 
+/// Where a new segment's bytes live: the platform decides, in the `make`
+/// callback of [`Namespace::shmget`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// The platform made them (on Linux, a file beside the arena).
+    Host,
+    /// Carved from the arena's heap, for targets without files: attaching
+    /// yields their offset in the arena.
+    Arena,
+}
+
+/// What `shmat` needs to know to map a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttachInfo {
+    /// The segment's size in bytes (`shm_segsz`).
+    pub segsz: u64,
+    /// For a segment placed in the arena, the offset of its bytes.
+    pub arena_offset: Option<u32>,
+}
+
 /// A segment's part of its object slot.
 #[repr(C)]
 struct Segment {
@@ -110,6 +130,9 @@ struct Segment {
     lpid: Word,
     atime: Word64,
     dtime: Word64,
+    /// The heap block holding the bytes of a segment placed in the arena
+    /// (its payload offset), or 0.
+    bytes: Word,
 }
 
 // SAFETY: `repr(C)`, words and word pairs, no padding.
@@ -127,7 +150,14 @@ struct Attachment {
 // SAFETY: `repr(C)`, words and word pairs, no padding.
 unsafe impl Record for Attachment {}
 
-const OWNER_ATTACHMENT: u32 = 3;
+/// Heap blocks of shared memory: attachment records (owner id: the
+/// segment's id) and segment bytes carved from the arena (the id with bit 31
+/// set).
+const OWNER_SHM: u32 = 3;
+const BYTES_OWNER_BIT: u32 = 1 << 31;
+
+/// Bytes of one attachment record.
+pub(crate) const ATTACHMENT_SIZE: u32 = Attachment::SIZE;
 
 /// An attachment just ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,15 +182,16 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     /// `shmget`: the segment `key` names, or a new one of `size` bytes.
-    /// `make(id, size)` makes a new segment's bytes (and fails the call if
-    /// it cannot), before the segment is visible to anyone.
+    /// `make(id, size, perm)` makes a new segment's bytes, or asks for them
+    /// to be carved from the arena (and fails the call if it cannot), before
+    /// the segment is visible to anyone.
     pub fn shmget(
         &self,
         key: i32,
         size: u64,
         flags: i32,
         cred: &Cred<'_>,
-        make: impl FnOnce(i32, u64, &IpcPerm) -> Result<()>,
+        make: impl FnOnce(i32, u64, &IpcPerm) -> Result<Placement>,
     ) -> Result<i32> {
         let limits = self.layout.limits;
         let pid = self.identity()?.1;
@@ -188,15 +219,19 @@ impl<'m, H: Host> Namespace<'m, H> {
                 // Not live yet: no journal needed.
                 segment.segsz.set(size);
                 segment.cpid.set(pid);
-                make(object.id(), size, &object.perm())?;
+                if make(object.id(), size, &object.perm())? == Placement::Arena {
+                    let bytes = u32::try_from(size).map_err(|_| Errno::ENOMEM)?;
+                    let at = self.heap_alloc(bytes, Self::bytes_owner(object.id()))?;
+                    segment.bytes.set(at);
+                }
                 txn.set64(usage, usage.get() + pages(size))
             },
         )
     }
 
     /// Before `shmat` maps segment `shmid`: checks permission for `flags`
-    /// and returns the segment's size.
-    pub fn shm_attach_check(&self, shmid: i32, flags: i32, cred: &Cred<'_>) -> Result<u64> {
+    /// and returns the segment's size and where its bytes are.
+    pub fn shm_attach_check(&self, shmid: i32, flags: i32, cred: &Cred<'_>) -> Result<AttachInfo> {
         if shmid < 0 {
             return Err(Errno::EINVAL);
         }
@@ -211,7 +246,14 @@ impl<'m, H: Host> Namespace<'m, H> {
         if !locked.object.allows(cred, access) {
             return Err(Errno::EACCES);
         }
-        Ok(Self::segment(&locked.object).segsz.get())
+        let segment = Self::segment(&locked.object);
+        Ok(AttachInfo {
+            segsz: segment.segsz.get(),
+            arena_offset: match segment.bytes.get() {
+                0 => None,
+                at => Some(at),
+            },
+        })
     }
 
     /// After `shmat` mapped segment `shmid` at `addr` (`len` bytes): records
@@ -224,10 +266,25 @@ impl<'m, H: Host> Namespace<'m, H> {
             Err(Errno::EINVAL) => return Err(Errno::EIDRM),
             other => other?,
         };
-        let owner = BlockOwner {
-            kind: OWNER_ATTACHMENT,
-            id: shmid as u32,
-        };
+        self.push_attachment(slot, shmid, addr, len)?;
+        let segment = Self::segment(&locked.object);
+        locked.txn.set(&segment.lpid, pid)?;
+        locked
+            .txn
+            .set64(&segment.atime, self.host.wall_clock() as u64)?;
+        locked.commit();
+        Ok(())
+    }
+
+    /// Puts a new record of an attachment on `slot`'s list.
+    pub(crate) fn push_attachment(
+        &self,
+        slot: &'m ProcSlot,
+        shmid: i32,
+        addr: u64,
+        len: u64,
+    ) -> Result<()> {
+        let owner = Self::attachment_owner(shmid);
         let at = self.heap_alloc(Attachment::SIZE, owner)?;
         let record = self.arena.get(Off::<Attachment>::new(at))?;
         // Fresh: reachable once pushed (journaled).
@@ -244,13 +301,33 @@ impl<'m, H: Host> Namespace<'m, H> {
             self.heap_free(at, owner)?;
             return Err(err);
         }
-        let segment = Self::segment(&locked.object);
-        locked.txn.set(&segment.lpid, pid)?;
-        locked
-            .txn
-            .set64(&segment.atime, self.host.wall_clock() as u64)?;
-        locked.commit();
         Ok(())
+    }
+
+    /// The next record, segment, address and length of the attachment
+    /// record at `at`.
+    pub(crate) fn attachment_fields(&self, at: u32) -> Result<(u32, i32, u64, u64)> {
+        let record = self.attachment(at)?;
+        Ok((
+            record.next.get(),
+            record.shmid.get() as i32,
+            record.addr.get(),
+            record.len.get(),
+        ))
+    }
+
+    fn bytes_owner(shmid: i32) -> BlockOwner {
+        BlockOwner {
+            kind: OWNER_SHM,
+            id: shmid as u32 | BYTES_OWNER_BIT,
+        }
+    }
+
+    fn attachment_owner(shmid: i32) -> BlockOwner {
+        BlockOwner {
+            kind: OWNER_SHM,
+            id: shmid as u32,
+        }
     }
 
     /// `shmdt`: ends this process's attachment at `addr` (`EINVAL` if none
@@ -262,19 +339,33 @@ impl<'m, H: Host> Namespace<'m, H> {
         let (at, shmid, len) = self
             .unlink_attachment(slot, |record| record.addr.get() == addr)?
             .ok_or(Errno::EINVAL)?;
-        self.heap_free(
-            at,
-            BlockOwner {
-                kind: OWNER_ATTACHMENT,
-                id: shmid as u32,
-            },
-        )?;
+        self.heap_free(at, Self::attachment_owner(shmid))?;
         let destroyed = self.detached(shmid, Some(pid))?;
         Ok(Detached {
             shmid,
             len,
             destroyed,
         })
+    }
+
+    /// Ends every attachment of this process that lies wholly within
+    /// `addr..addr + len`, which a new mapping replaced (`SHM_REMAP`), as the
+    /// kernel's end with their mapping; returns how many.
+    pub fn shm_detach_within(&self, addr: u64, len: u64) -> Result<u32> {
+        let (me, pid) = self.identity()?;
+        let slot = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
+        let end = addr.saturating_add(len);
+        let covered = |record: &Attachment| {
+            let start = record.addr.get();
+            start >= addr && start.saturating_add(record.len.get()) <= end
+        };
+        let mut ended = 0;
+        while let Some((at, shmid, _)) = self.unlink_attachment(slot, covered)? {
+            self.heap_free(at, Self::attachment_owner(shmid))?;
+            self.detached(shmid, Some(pid))?;
+            ended += 1;
+        }
+        Ok(ended)
     }
 
     /// Ends every attachment of the process in `slot` (it exits, or execs);
@@ -286,11 +377,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             let Ok(Some((at, shmid, _))) = self.unlink_attachment(slot, |_| true) else {
                 return;
             };
-            let owner = BlockOwner {
-                kind: OWNER_ATTACHMENT,
-                id: shmid as u32,
-            };
-            if self.heap_free(at, owner).is_err() {
+            if self.heap_free(at, Self::attachment_owner(shmid)).is_err() {
                 return;
             }
             if self.detached(shmid, pid).is_err() {
@@ -331,7 +418,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             .checked_sub(crate::heap::BLOCK_HEADER)
             .ok_or(Errno::CORRUPT)?;
         let info = crate::heap::block_info(&self.arena, &self.layout, block, self.layout.heap_end)?;
-        if !info.allocated || info.owner_kind != OWNER_ATTACHMENT {
+        if !info.allocated || info.owner_kind != OWNER_SHM {
             return Err(Errno::CORRUPT);
         }
         self.arena.get(Off::<Attachment>::new(at))
@@ -364,6 +451,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// the segment locked); otherwise marks it `SHM_DEST`. `cred` is checked
     /// for ownership when given (`IPC_RMID`).
     fn destroy_if_unattached(&self, shmid: i32, cred: Option<&Cred<'_>>) -> Result<bool> {
+        let mut bytes = 0;
         let gone = self.ipc_remove_or_keep(Kind::Shm, shmid, cred, |txn, object| {
             if self.attachments(shmid)? > 0 {
                 let mode = &object.perm_words().mode;
@@ -371,11 +459,18 @@ impl<'m, H: Host> Namespace<'m, H> {
                 return Ok(false);
             }
             let usage = self.table_usage(Kind::Shm)?;
-            let size = Self::segment(object).segsz.get();
-            txn.set64(usage, usage.get().saturating_sub(pages(size)))?;
+            let segment = Self::segment(object);
+            bytes = segment.bytes.get();
+            txn.set64(
+                usage,
+                usage.get().saturating_sub(pages(segment.segsz.get())),
+            )?;
             Ok(true)
         })?;
         if gone {
+            if bytes != 0 {
+                self.heap_free(bytes, Self::bytes_owner(shmid))?;
+            }
             self.host.segment_gone(shmid);
         }
         Ok(gone)

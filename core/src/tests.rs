@@ -19,6 +19,9 @@ pub(crate) struct TestHost {
     pub(crate) pid: u32,
     alive: Arc<Mutex<HashSet<u32>>>,
     epoch: Instant,
+    /// What a simulated `fork` or `execve` changed: the pid (0: `pid`),
+    /// the image, and the fork generation.
+    life: Arc<[AtomicU32; 3]>,
 }
 
 impl TestHost {
@@ -27,6 +30,7 @@ impl TestHost {
             pid: 1,
             alive: Arc::new(Mutex::new(HashSet::from([1]))),
             epoch: Instant::now(),
+            life: Arc::new([AtomicU32::new(0), AtomicU32::new(1), AtomicU32::new(0)]),
         }
     }
 
@@ -34,8 +38,21 @@ impl TestHost {
         self.alive.lock().unwrap().insert(pid);
         TestHost {
             pid,
+            life: Arc::new([AtomicU32::new(0), AtomicU32::new(1), AtomicU32::new(0)]),
             ..self.clone()
         }
+    }
+
+    /// The process this host stands for is now the child `pid` of a fork.
+    pub(crate) fn fork_into(&self, pid: u32) {
+        self.alive.lock().unwrap().insert(pid);
+        self.life[0].store(pid, Ordering::Relaxed);
+        self.life[2].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The process this host stands for runs a new program image.
+    pub(crate) fn exec(&self) {
+        self.life[1].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn kill(&self, pid: u32) {
@@ -71,14 +88,22 @@ impl Host for TestHost {
     }
 
     fn current_process(&self) -> ProcessId {
+        let pid = match self.life[0].load(Ordering::Relaxed) {
+            0 => self.pid,
+            child => child,
+        };
         ProcessId {
-            pid: self.pid,
-            start: u64::from(self.pid) * 1000,
+            pid,
+            start: u64::from(pid) * 1000,
         }
     }
 
     fn current_image(&self) -> Image {
-        Image(1)
+        Image(self.life[1].load(Ordering::Relaxed))
+    }
+
+    fn fork_generation(&self) -> u32 {
+        self.life[2].load(Ordering::Relaxed)
     }
 
     fn liveness(&self, process: ProcessId) -> Liveness {

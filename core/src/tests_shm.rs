@@ -1,8 +1,10 @@
 //! Shared memory bookkeeping, with threads standing for processes (the
 //! mapping itself is the platform's).
 
+use std::sync::atomic::Ordering;
+
 use crate::perm::{IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
-use crate::shm::{SHM_DEST, SHM_RDONLY};
+use crate::shm::{AttachInfo, Placement, SHM_DEST, SHM_RDONLY};
 use crate::tests::{assert_clean, leaked_arena, small_limits, spawn_process, TestHost, USER};
 use crate::{Cred, Errno, Limits, Namespace};
 
@@ -12,8 +14,8 @@ const OTHER: Cred<'static> = Cred {
     ..USER
 };
 
-fn make(_: i32, _: u64, _: &crate::perm::IpcPerm) -> crate::errno::Result<()> {
-    Ok(())
+fn make(_: i32, _: u64, _: &crate::perm::IpcPerm) -> crate::errno::Result<Placement> {
+    Ok(Placement::Host)
 }
 
 #[test]
@@ -82,13 +84,17 @@ fn attachments_count_across_processes_and_removal_waits_for_the_last() {
     let host = TestHost::family();
     let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
     let id = ns.shmget(7, 5000, IPC_CREAT | 0o640, &USER, make).unwrap();
-    assert_eq!(ns.shm_attach_check(id, 0, &USER), Ok(5000));
+    let host_placed = AttachInfo {
+        segsz: 5000,
+        arena_offset: None,
+    };
+    assert_eq!(ns.shm_attach_check(id, 0, &USER), Ok(host_placed));
     assert_eq!(ns.shm_attach_check(id, 0, &OTHER), Err(Errno::EACCES));
     assert_eq!(ns.shm_attach_check(-1, 0, &USER), Err(Errno::EINVAL));
     ns.shm_attached(id, 0x10000, 8192).unwrap();
     ns.shm_attached(id, 0x20000, 8192).unwrap();
     let other = spawn_process(&host, 2, mem, move |ns| {
-        assert_eq!(ns.shm_attach_check(id, SHM_RDONLY, &USER), Ok(5000));
+        assert_eq!(ns.shm_attach_check(id, SHM_RDONLY, &USER), Ok(host_placed));
         ns.shm_attached(id, 0x30000, 8192).unwrap();
         let ds = ns.shm_stat(id, &USER).unwrap();
         (ds.nattch, ds.lpid)
@@ -146,4 +152,103 @@ fn shmctl_set_lock_and_info() {
     let (at, ds) = ns.shm_stat_index(id % 32768, false, &USER).unwrap();
     assert_eq!((at, ds.segsz), (id, 100));
     assert_eq!(ns.shm_remove(id, &USER), Ok(true));
+}
+
+#[test]
+fn a_forked_child_inherits_attachments_and_exec_or_exit_ends_them() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let parent = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = parent
+        .shmget(IPC_PRIVATE, 100, IPC_CREAT | 0o600, &USER, make)
+        .unwrap();
+    let nattch = || parent.shm_stat(id, &USER).unwrap().nattch;
+    // The namespace that forks: a second registration of process 1.
+    let forking = Namespace::open(mem, host.sibling(1)).unwrap();
+    assert_eq!(forking.fork_prepare(), Ok(None), "nothing to inherit");
+    forking.shm_attached(id, 0x1000, 4096).unwrap();
+    let reserved = forking.fork_prepare().unwrap().unwrap();
+    assert_eq!(nattch(), 2, "the child's copy counts from the fork");
+    assert_eq!(parent.processes(), 2);
+    forking.host().fork_into(2);
+    forking.fork_child(reserved).unwrap();
+    // A child that already claimed its slot is not given up by the parent.
+    parent.fork_failed(reserved);
+    assert_eq!(nattch(), 2);
+    assert_eq!(parent.processes(), 2);
+    let child = forking;
+    assert_eq!(child.shm_detach(0x1000).unwrap().shmid, id);
+    let ds = parent.shm_stat(id, &USER).unwrap();
+    assert_eq!((ds.nattch, ds.lpid), (1, 2));
+    assert_eq!(child.shm_detach(0x1000), Err(Errno::EINVAL), "done once");
+
+    // A failed fork gives the copies up.
+    let reserved = parent.fork_prepare().unwrap().unwrap();
+    assert_eq!(nattch(), 2);
+    parent.fork_failed(reserved);
+    assert_eq!(nattch(), 1);
+    assert_eq!(parent.processes(), 2);
+
+    // exec: the new image adopts the slot, the old image's mappings end.
+    child.shm_attached(id, 0x2000, 4096).unwrap();
+    assert_eq!(nattch(), 2);
+    child.host().exec();
+    let execed = Namespace::open(mem, child.host().clone()).unwrap();
+    assert_eq!(nattch(), 1);
+    assert_ne!(
+        execed.tag().unwrap(),
+        child.tag().unwrap(),
+        "a new generation"
+    );
+    drop(child);
+    assert_eq!(parent.processes(), 2, "the old image left nothing to free");
+
+    // exit: attachments end, and a removed segment goes with the last.
+    assert_eq!(parent.shm_remove(id, &USER), Ok(false));
+    execed.shm_attached(id, 0x3000, 4096).unwrap();
+    execed.exit(true);
+    assert_eq!(nattch(), 1);
+    assert_eq!(parent.processes(), 1);
+    parent.exit(false);
+    assert_eq!(parent.shm_stat(id, &USER), Err(Errno::EINVAL), "destroyed");
+    assert_eq!(parent.processes(), 1, "other threads may still run");
+    assert_clean(&parent);
+}
+
+#[test]
+fn segments_placed_in_the_arena_are_zeroed_shared_and_freed() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let before = ns.heap_used();
+    let in_arena = |_: i32, _: u64, _: &crate::perm::IpcPerm| Ok(Placement::Arena);
+    let id = ns
+        .shmget(5, 10_000, IPC_CREAT | 0o600, &USER, in_arena)
+        .unwrap();
+    let info = ns.shm_attach_check(id, 0, &USER).unwrap();
+    assert_eq!(info.segsz, 10_000);
+    let at = info.arena_offset.expect("placed in the arena") as usize;
+    let words = &mem[at / 4..(at + 10_000) / 4];
+    assert!(words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+    ns.shm_attached(id, at as u64, 10_000).unwrap();
+    words[2499].store(0xfeed, Ordering::Relaxed);
+    let seen = spawn_process(&host, 2, mem, move |ns| {
+        let at = ns.shm_attach_check(id, SHM_RDONLY, &USER).unwrap();
+        mem[at.arena_offset.unwrap() as usize / 4 + 2499].load(Ordering::Relaxed)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(seen, 0xfeed);
+    assert!(ns.heap_used() >= before + 10_000);
+    assert_eq!(ns.shm_remove(id, &USER), Ok(false));
+    assert!(ns.shm_detach(at as u64).unwrap().destroyed);
+    assert_eq!(ns.heap_used(), before);
+    // Too big for the heap: the call fails and leaves nothing.
+    assert_eq!(
+        ns.shmget(IPC_PRIVATE, 4 << 20, IPC_CREAT | 0o600, &USER, in_arena),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(ns.shm_usage().1.used_ids, 0);
+    assert_eq!(ns.heap_used(), before);
+    assert_clean(&ns);
 }

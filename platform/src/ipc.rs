@@ -19,19 +19,23 @@
 //! ```
 
 use std::path::Path;
-use std::sync::atomic::AtomicU32;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU8};
 use std::time::Duration;
 
 use usysv_core::msg::{MsgInfo, MsqidDs};
 use usysv_core::sem::{SemBuf, SemInfo, SemQuery, SemidDs, Timeout};
+use usysv_core::shm::{ShmInfo, ShmUsage, ShmidDs, SHM_EXEC, SHM_RDONLY, SHM_REMAP};
 use usysv_core::{Errno, Limits, Namespace, OpenError};
 
+use crate::linux::{lifecycle, segments};
 use crate::linux::{ArenaError, ArenaFile, ArenaProblem, Credentials, LinuxHost};
 
 /// An open arena: System V IPC for this process.
 pub struct Ipc {
-    // Declared before `file`, so dropped first: it borrows the mapping.
-    ns: Namespace<'static, LinuxHost>,
+    // Declared before `file`, so dropped first: it borrows the mapping. Boxed
+    // so that the fork and exit handlers can find it while it is listed.
+    ns: Box<Namespace<'static, LinuxHost>>,
     file: Box<ArenaFile>,
     creds: Credentials,
 }
@@ -57,13 +61,16 @@ impl Ipc {
         // happens after `ns` (field order); `ns` is reachable only through
         // `&self`, which shortens the lifetime again.
         let words: &'static [AtomicU32] = unsafe { &*(file.words() as *const [AtomicU32]) };
-        let ns = Namespace::open(words, LinuxHost).map_err(|err| ArenaError {
+        let host = LinuxHost::for_arena(file.path());
+        let ns = Namespace::open(words, host).map_err(|err| ArenaError {
             path: file.path().to_path_buf(),
             problem: match err {
                 OpenError::Format(err) => ArenaProblem::Format(err),
                 OpenError::NoProcessSlot => ArenaProblem::NoProcessSlot,
             },
         })?;
+        let ns = Box::new(ns);
+        lifecycle::track(&ns);
         Ok(Ipc {
             ns,
             file,
@@ -229,5 +236,204 @@ impl Ipc {
     /// `msgctl(IPC_INFO)` or, with `usage`, `msgctl(MSG_INFO)`.
     pub fn msgctl_info(&self, usage: bool) -> (i32, MsgInfo) {
         self.ns.msg_info(usage)
+    }
+
+    /// `shmget(2)`: a new segment's bytes are a file beside the arena.
+    pub fn shmget(&self, key: i32, size: usize, flags: i32) -> Result<i32, Errno> {
+        let arena = self.file.path();
+        self.ns.shmget(
+            key,
+            size as u64,
+            flags,
+            &self.creds.as_cred(),
+            |id, size, perm| segments::create(arena, id, size, perm),
+        )
+    }
+
+    /// `shmat(2)`: attaches segment `shmid` at an address the system
+    /// chooses (`addr` 0) or at `addr` (`SHM_RND` rounds it down), read-only
+    /// with `SHM_RDONLY`. The attachment detaches when dropped. An address
+    /// already mapped is `EINVAL`; replacing a mapping (`SHM_REMAP`) is for
+    /// [`Ipc::shmat_raw`] only, and is `EINVAL` here.
+    pub fn shmat(&self, shmid: i32, addr: usize, flags: i32) -> Result<Attachment<'_>, Errno> {
+        if flags & SHM_REMAP != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let (at, segsz) = self.attach(shmid, addr, flags)?;
+        Ok(Attachment {
+            ipc: self,
+            addr: NonNull::new(at as *mut u8).ok_or(Errno::EINVAL)?,
+            segsz: segsz as usize,
+        })
+    }
+
+    /// `shmat(2)` with the C interface: the address of the attachment, which
+    /// lasts until [`Ipc::shmdt_raw`].
+    ///
+    /// # Safety
+    ///
+    /// With `SHM_REMAP`, whatever the process had mapped at the address is
+    /// replaced: nothing may use that memory any more.
+    pub unsafe fn shmat_raw(&self, shmid: i32, addr: usize, flags: i32) -> Result<*mut u8, Errno> {
+        Ok(self.attach(shmid, addr, flags)?.0 as *mut u8)
+    }
+
+    /// `shmdt(2)` with the C interface: ends the attachment that starts at
+    /// `addr` (`EINVAL` if none does) and unmaps it.
+    ///
+    /// # Safety
+    ///
+    /// Nothing may use the attachment's memory any more.
+    pub unsafe fn shmdt_raw(&self, addr: *const u8) -> Result<(), Errno> {
+        self.detach(addr as usize)
+    }
+
+    fn attach(&self, shmid: i32, addr: usize, flags: i32) -> Result<(usize, u64), Errno> {
+        if shmid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let at = segments::attach_address(addr, flags)?;
+        let _held = lifecycle::hold_attachments();
+        let info = self
+            .ns
+            .shm_attach_check(shmid, flags, &self.creds.as_cred())?;
+        let len = segments::mapped_len(info.segsz)?;
+        let fd = segments::open(self.file.path(), shmid, flags & SHM_RDONLY == 0)?;
+        let mapped = segments::map(&fd, at, len, flags, flags & SHM_EXEC != 0)?;
+        if flags & SHM_REMAP != 0 {
+            // Attachments the new mapping covered wholly are gone, as the
+            // kernel's are when their mapping is replaced.
+            self.ns.shm_detach_within(mapped as u64, len as u64)?;
+        }
+        if let Err(err) = self.ns.shm_attached(shmid, mapped as u64, len as u64) {
+            segments::unmap(mapped, len);
+            return Err(err);
+        }
+        Ok((mapped, info.segsz))
+    }
+
+    fn detach(&self, addr: usize) -> Result<(), Errno> {
+        let _held = lifecycle::hold_attachments();
+        let detached = self.ns.shm_detach(addr as u64)?;
+        segments::unmap(addr, detached.len as usize);
+        Ok(())
+    }
+
+    /// `shmctl(IPC_STAT)`.
+    pub fn shmctl_stat(&self, shmid: i32) -> Result<ShmidDs, Errno> {
+        self.ns.shm_stat(shmid, &self.creds.as_cred())
+    }
+
+    /// `shmctl(SHM_STAT)`, or with `any`, `shmctl(SHM_STAT_ANY)`.
+    pub fn shmctl_stat_index(&self, index: i32, any: bool) -> Result<(i32, ShmidDs), Errno> {
+        self.ns.shm_stat_index(index, any, &self.creds.as_cred())
+    }
+
+    /// `shmctl(IPC_SET)`: the segment's file follows where the kernel lets
+    /// this process change it.
+    pub fn shmctl_set(&self, shmid: i32, uid: u32, gid: u32, mode: u32) -> Result<(), Errno> {
+        self.ns
+            .shm_set(shmid, &self.creds.as_cred(), uid, gid, mode)?;
+        segments::set_owner_and_mode(self.file.path(), shmid, uid, gid, mode);
+        Ok(())
+    }
+
+    /// `shmctl(IPC_RMID)`.
+    pub fn shmctl_rmid(&self, shmid: i32) -> Result<(), Errno> {
+        self.ns.shm_remove(shmid, &self.creds.as_cred())?;
+        Ok(())
+    }
+
+    /// `shmctl(SHM_LOCK)`, or with `lock` false, `shmctl(SHM_UNLOCK)`.
+    pub fn shmctl_lock(&self, shmid: i32, lock: bool) -> Result<(), Errno> {
+        self.ns.shm_lock(shmid, &self.creds.as_cred(), lock)
+    }
+
+    /// `shmctl(IPC_INFO)`.
+    pub fn shmctl_info(&self) -> (i32, ShmInfo) {
+        self.ns.shm_info()
+    }
+
+    /// `shmctl(SHM_INFO)`.
+    pub fn shmctl_usage(&self) -> (i32, ShmUsage) {
+        self.ns.shm_usage()
+    }
+}
+
+impl Drop for Ipc {
+    fn drop(&mut self) {
+        lifecycle::forget(&self.ns);
+    }
+}
+
+/// A shared memory attachment: detached when dropped.
+///
+/// The memory is shared with other processes, so it is offered as atomics
+/// ([`Attachment::bytes`], [`Attachment::words`]) or copied in and out
+/// ([`Attachment::read`], [`Attachment::write`]); order accesses with a
+/// semaphore or with the atomics, as C programs do. Writing to a read-only
+/// attachment faults, as in the kernel.
+pub struct Attachment<'a> {
+    ipc: &'a Ipc,
+    addr: NonNull<u8>,
+    segsz: usize,
+}
+
+impl Attachment<'_> {
+    /// Where the attachment starts.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+
+    /// The segment's size in bytes.
+    pub fn len(&self) -> usize {
+        self.segsz
+    }
+
+    /// Whether the segment is empty (it never is: SHMMIN is 1).
+    pub fn is_empty(&self) -> bool {
+        self.segsz == 0
+    }
+
+    /// The segment's bytes.
+    pub fn bytes(&self) -> &[AtomicU8] {
+        // SAFETY: the mapping holds `segsz` bytes and lasts while `self`
+        // does; atomics allow other processes to access them concurrently.
+        unsafe { std::slice::from_raw_parts(self.addr.as_ptr().cast(), self.segsz) }
+    }
+
+    /// The segment's whole 32-bit words (the attachment is page-aligned).
+    pub fn words(&self) -> &[AtomicU32] {
+        // SAFETY: as for `bytes`; the start is page-aligned, so aligned for
+        // `AtomicU32`, and the words end within the segment.
+        unsafe { std::slice::from_raw_parts(self.addr.as_ptr().cast(), self.segsz / 4) }
+    }
+
+    /// Copies bytes out, from `offset`. Panics past the segment's end.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) {
+        let bytes = &self.bytes()[offset..offset + buf.len()];
+        for (out, byte) in buf.iter_mut().zip(bytes) {
+            *out = byte.load(std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Copies bytes in, at `offset`. Panics past the segment's end.
+    pub fn write(&self, offset: usize, data: &[u8]) {
+        let bytes = &self.bytes()[offset..offset + data.len()];
+        for (byte, value) in bytes.iter().zip(data) {
+            byte.store(*value, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// `shmdt(2)`, reporting its error.
+    pub fn detach(self) -> Result<(), Errno> {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.ipc.detach(this.addr.as_ptr() as usize)
+    }
+}
+
+impl Drop for Attachment<'_> {
+    fn drop(&mut self) {
+        let _ = self.ipc.detach(self.addr.as_ptr() as usize);
     }
 }

@@ -95,6 +95,35 @@ impl Helper {
         Helper(child)
     }
 
+    /// Starts `program` with `args`, its standard input and output piped.
+    pub fn spawn_with_input(program: &Path, args: &[&str]) -> Helper {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Helper(child)
+    }
+
+    /// Reads the rest of its output, and waits for it to exit successfully.
+    pub fn output(&mut self) -> String {
+        use std::io::Read;
+        let mut out = String::new();
+        self.0
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let status = self.0.wait().unwrap();
+        assert!(
+            status.success(),
+            "the helper failed: {status:?} after {out:?}"
+        );
+        out
+    }
+
     /// Reads one line of its output.
     pub fn read_line(&mut self) -> String {
         use std::io::Read;

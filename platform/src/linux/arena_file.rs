@@ -350,13 +350,23 @@ impl ArenaFile {
 
     /// Opens the namespace the arena holds, registering this process in it.
     pub fn namespace(&self) -> Result<Namespace<'_, LinuxHost>, ArenaError> {
-        Namespace::open(self.words(), LinuxHost).map_err(|err| {
+        Namespace::open(self.words(), LinuxHost::for_arena(&self.path)).map_err(|err| {
             let problem = match err {
                 OpenError::Format(err) => ArenaProblem::Format(err),
                 OpenError::NoProcessSlot => ArenaProblem::NoProcessSlot,
             };
             ArenaError::new(&self.path, problem)
         })
+    }
+
+    /// Deletes the arena file at `path` and its segments' files. Processes
+    /// that have them open or mapped keep them until they let go, as with any
+    /// unlinked file.
+    pub fn remove(path: &Path) -> Result<(), ArenaError> {
+        std::fs::remove_file(path)
+            .map_err(|err| ArenaError::new(path, ArenaProblem::Io("unlink", err)))?;
+        super::segments::remove_all(path);
+        Ok(())
     }
 
     /// The file's path.

@@ -2,19 +2,42 @@
 
 mod arena_file;
 mod futex;
+pub(crate) mod lifecycle;
 mod process;
+pub(crate) mod segments;
 
 pub use arena_file::{default_arena_path, ArenaError, ArenaFile, ArenaProblem, ARENA_ENV};
 pub use process::Credentials;
 
 use core::sync::atomic::AtomicU32;
+use std::path::Path;
+use std::sync::Arc;
 
 use usysv_core::host::{Deadline, Host, Image, Liveness, ProcessId, Waiter, Wake};
 
 /// The Linux host: futex waits, the monotonic and wall clocks, `/proc` for
-/// process identity and liveness.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LinuxHost;
+/// process identity and liveness, and the files of shared memory segments
+/// beside the arena file.
+#[derive(Clone, Debug, Default)]
+pub struct LinuxHost {
+    /// The arena file, beside which segment files live (none for memory that
+    /// is not a file: segments then cannot be made).
+    arena: Option<Arc<Path>>,
+}
+
+impl LinuxHost {
+    /// The host for the arena file at `arena`.
+    pub fn for_arena(arena: &Path) -> LinuxHost {
+        LinuxHost {
+            arena: Some(Arc::from(arena)),
+        }
+    }
+
+    /// The arena file this host keeps segment files beside.
+    pub fn arena_path(&self) -> Option<&Path> {
+        self.arena.as_deref()
+    }
+}
 
 impl Waiter for LinuxHost {
     fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Deadline>) -> Wake {
@@ -54,5 +77,11 @@ impl Host for LinuxHost {
 
     fn liveness(&self, process: ProcessId) -> Liveness {
         process::liveness(process)
+    }
+
+    fn segment_gone(&self, shmid: i32) {
+        if let Some(arena) = &self.arena {
+            segments::remove(arena, shmid);
+        }
     }
 }

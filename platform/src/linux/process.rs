@@ -6,8 +6,6 @@
 //! no more code, and its mappings are gone.
 
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Once;
 
 use usysv_core::host::{Deadline, Image, Liveness, ProcessId};
 use usysv_core::Cred;
@@ -24,20 +22,12 @@ fn parse_stat(stat: &str) -> Option<(bool, u64)> {
     Some((matches!(state, "Z" | "X"), start))
 }
 
-/// Bumped in the child of every `fork` (a `pthread_atfork` handler).
-static FORK_GENERATION: AtomicU32 = AtomicU32::new(0);
-static ATFORK: Once = Once::new();
-
-extern "C" fn forked_child() {
-    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
-}
-
-/// The fork generation: one relaxed load. [`current`] installs the handler,
-/// and every namespace asks for the current process when it registers, so
-/// the handler is in place before any fork a namespace could see.
+/// The fork generation: one relaxed load. [`current`] installs the fork
+/// handlers, and every namespace asks for the current process when it
+/// registers, so they are in place before any fork a namespace could see.
 #[inline]
 pub(crate) fn fork_generation() -> u32 {
-    FORK_GENERATION.load(Ordering::Relaxed)
+    super::lifecycle::fork_generation()
 }
 
 /// The program image: four of the sixteen random bytes the kernel gives each
@@ -56,11 +46,7 @@ pub(crate) fn image() -> Image {
 
 /// The calling process.
 pub(crate) fn current() -> ProcessId {
-    ATFORK.call_once(|| {
-        // SAFETY: registers a handler that only bumps an atomic, which is
-        // async-signal-safe as a fork child handler must be.
-        unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
-    });
+    super::lifecycle::install();
     // SAFETY: getpid has no preconditions and cannot fail.
     let pid = unsafe { libc::getpid() } as u32;
     let start = std::fs::read_to_string("/proc/self/stat")

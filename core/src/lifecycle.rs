@@ -1,0 +1,122 @@
+//! A process's life as System V IPC sees it: `fork`, `execve` and exit.
+//!
+//! - fork: the child inherits the parent's shared memory attachments, not
+//!   its `SEM_UNDO` adjustments. The platform calls
+//!   [`Namespace::fork_prepare`] just before the fork (with the process's
+//!   attachments held still), which reserves the child's slot holding copies
+//!   of the parent's attachment records, so they count from the instant of
+//!   the fork; the child calls [`Namespace::fork_child`] first thing, and a
+//!   parent whose fork failed calls [`Namespace::fork_failed`].
+//! - exec: the new image adopts the slot when it registers (undo list kept,
+//!   as the kernel keeps it); the old image's attachments end then.
+//! - exit: [`Namespace::exit`] applies the adjustments and ends the
+//!   attachments, as the kernel's `exit_sem` and `exit_mm` do; so does
+//!   dropping the program's last registration.
+
+use core::sync::atomic::Ordering;
+
+use crate::errno::{Errno, Result};
+use crate::host::Host;
+use crate::lock::Txn;
+use crate::registry::{ForkSlot, ProcSlot, Tag};
+use crate::Namespace;
+
+impl<'m, H: Host> Namespace<'m, H> {
+    /// Before `fork`: reserves the child's slot, holding copies of this
+    /// process's attachment records, or `None` when it has none (the child
+    /// then registers when it first uses the arena). The caller keeps the
+    /// process's attachments from changing until the fork is done.
+    pub fn fork_prepare(&self) -> Result<Option<ForkSlot>> {
+        let (me, _) = self.identity()?;
+        let parent = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
+        if parent.attach_head.get() == 0 {
+            return Ok(None);
+        }
+        let process = self.host.current_process();
+        let (reserved, child) =
+            self.registry
+                .reserve_for_fork(me, process, self.host.current_image())?;
+        if let Err(err) = self.copy_attachments(parent, child) {
+            self.settle_attachments(child, None);
+            self.registry.free(child);
+            return Err(err);
+        }
+        Ok(Some(reserved))
+    }
+
+    /// In the child of a `fork`, before anything else: takes the slot
+    /// [`Namespace::fork_prepare`] reserved. If the parent gave it up, the
+    /// child registers afresh, without the attachments.
+    pub fn fork_child(&self, reserved: ForkSlot) -> Result<()> {
+        let process = self.host.current_process();
+        let Some(slot) = self.registry.take_fork(reserved) else {
+            return self.register_forked_child();
+        };
+        let tag = self
+            .registry
+            .claim_fork(reserved, slot, process, self.host.current_image());
+        self.adopt_identity(tag, process.pid);
+        Ok(())
+    }
+
+    /// In the parent, after a `fork` that failed: ends the attachments the
+    /// reserved slot holds and frees it (unless a child claimed it).
+    pub fn fork_failed(&self, reserved: ForkSlot) {
+        if let Some(slot) = self.registry.take_fork(reserved) {
+            self.settle_attachments(slot, None);
+            self.registry.free(slot);
+        }
+    }
+
+    /// At process exit: applies this process's `SEM_UNDO` adjustments and
+    /// ends its attachments. With `only_thread` (no other thread can still
+    /// use the arena) the registration also ends, as a drop would end it;
+    /// otherwise the slot stays until the process is gone, so that work other
+    /// threads still do is settled then. A namespace inherited across `fork`
+    /// and never used by the child settles nothing: the state is the parent's.
+    pub fn exit(&self, only_thread: bool) {
+        if self.inherited() || self.left.load(Ordering::Acquire) {
+            return;
+        }
+        let me = Tag::from_raw(self.me.load(Ordering::Relaxed));
+        let Some(slot) = self.registry.slot_of(me) else {
+            return;
+        };
+        self.settle_undo(slot);
+        self.settle_attachments(slot, None);
+        if only_thread {
+            self.leave();
+        }
+    }
+
+    /// Ends this registration (once): the program's last applies the
+    /// process's adjustments, ends its attachments and frees the slot.
+    pub(crate) fn leave(&self) {
+        if self.inherited() || self.left.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = Tag::from_raw(self.me.load(Ordering::Relaxed));
+        if let Some(slot) = self.registry.leave(me) {
+            self.settle_undo(slot);
+            self.settle_attachments(slot, None);
+            self.registry.free(slot);
+        }
+    }
+
+    /// Copies every attachment record of `from` onto `to`'s list.
+    fn copy_attachments(&self, from: &'m ProcSlot, to: &'m ProcSlot) -> Result<()> {
+        let held = Txn::begin(self, &from.lock)?;
+        let bound = self.layout.limits.heap_bytes / crate::shm::ATTACHMENT_SIZE;
+        let mut at = from.attach_head.get();
+        for _ in 0..bound {
+            if at == 0 {
+                held.commit();
+                return Ok(());
+            }
+            let (next, shmid, addr, len) = self.attachment_fields(at)?;
+            self.push_attachment(to, shmid, addr, len)?;
+            at = next;
+        }
+        Err(Errno::CORRUPT)
+    }
+}
