@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_PRIVATE};
 use usysv_platform::usysv_core::sem::SemBuf;
 use usysv_platform::usysv_core::Limits;
-use usysv_platform::Ipc;
+use usysv_platform::{default_arena_path, ArenaFile, Ipc};
 
 use crate::args::Options;
 use crate::Failure;
@@ -25,8 +25,9 @@ Measures usysv and the kernel's System V IPC side by side and prints a table:
   contention           4 processes taking turns on one binary semaphore
   messages             a producer and a consumer, 8, 64 and 1024 bytes a message
   request/response     a 64-byte message there and back between two processes
+  segment life         shmget, shmat, shmdt and IPC_RMID of a 4 KiB segment
 S is the time per measurement (default 1). The arena defaults to a fresh
-temporary one, removed afterwards.";
+temporary one beside the default arena, removed afterwards.";
 
 /// A semaphore set, in usysv or in the kernel. Failures are one line of text.
 trait Sems {
@@ -451,8 +452,9 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
     let (path, temporary) = match opts.value("arena") {
         Some(path) => (std::path::PathBuf::from(path), false),
         None => {
-            let name = format!("usysv-bench-{}", std::process::id());
-            (std::env::temp_dir().join(name), true)
+            // Beside the default arena: on tmpfs, where arenas belong.
+            let name = format!("bench-{}", std::process::id());
+            (default_arena_path()?.with_file_name(name), true)
         }
     };
     let ipc = Ipc::open(&path, &Limits::default(), 0o600)?;
@@ -468,12 +470,13 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
     let theirs = kernel.0;
     let child_kernel = || -> Result<Box<dyn Sems>, String> { Ok(Box::new(theirs)) };
     let measured = measure(&ours, &theirs, &child_usysv, &child_kernel, time, seconds)
-        .and_then(|()| measure_messages(&path, seconds));
+        .and_then(|()| measure_messages(&path, seconds))
+        .and_then(|()| measure_segments(&ours.ipc, time));
     let _ = ours.ipc.semctl_rmid(id);
     drop(ours);
     drop(kernel);
     if temporary {
-        let _ = std::fs::remove_file(&path);
+        let _ = ArenaFile::remove(&path);
     }
     measured.map_err(Failure::failed)
 }
@@ -556,6 +559,78 @@ fn measure_messages(path: &std::path::Path, seconds: u64) -> Result<(), String> 
     );
     row("64-byte request/response round trip (ns)", u, k, k / u);
     let _ = ours.ipc.msgctl_rmid(id);
+    Ok(())
+}
+
+/// One whole life of a 4 KiB segment: made, attached, detached, removed.
+fn segment_life(
+    shmget: impl Fn() -> Result<i32, String>,
+    shmat: impl Fn(i32) -> Result<*mut u8, String>,
+    shmdt: impl Fn(*mut u8) -> Result<(), String>,
+    rmid: impl Fn(i32) -> Result<(), String>,
+    time: Duration,
+) -> Result<f64, String> {
+    per_call(time, || {
+        let id = shmget()?;
+        let at = shmat(id)?;
+        shmdt(at)?;
+        rmid(id)
+    })
+}
+
+fn measure_segments(ipc: &Ipc, time: Duration) -> Result<(), String> {
+    let ours = segment_life(
+        || {
+            ipc.shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600)
+                .map_err(|err| format!("shmget: {err}"))
+        },
+        // SAFETY: no SHM_REMAP: nothing mapped is replaced.
+        |id| unsafe { ipc.shmat_raw(id, 0, 0) }.map_err(|err| format!("shmat: {err}")),
+        // SAFETY: the attachment is not used after.
+        |at| unsafe { ipc.shmdt_raw(at) }.map_err(|err| format!("shmdt: {err}")),
+        |id| ipc.shmctl_rmid(id).map_err(|err| format!("shmctl: {err}")),
+        time,
+    )?;
+    let os_error = |call: &str| format!("{call}: {}", std::io::Error::last_os_error());
+    let theirs = segment_life(
+        || {
+            // SAFETY: shmget takes no pointers.
+            let id = unsafe { libc::shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600) };
+            if id < 0 {
+                return Err(os_error("shmget"));
+            }
+            Ok(id)
+        },
+        |id| {
+            // SAFETY: a null address lets the kernel choose; nothing is replaced.
+            let at = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+            if at as isize == -1 {
+                return Err(os_error("shmat"));
+            }
+            Ok(at.cast())
+        },
+        |at| {
+            // SAFETY: the attachment is not used after.
+            if unsafe { libc::shmdt(at.cast()) } != 0 {
+                return Err(os_error("shmdt"));
+            }
+            Ok(())
+        },
+        |id| {
+            // SAFETY: IPC_RMID reads no buffer.
+            if unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) } != 0 {
+                return Err(os_error("shmctl"));
+            }
+            Ok(())
+        },
+        time,
+    )?;
+    row(
+        "4 KiB shmget+shmat+shmdt+IPC_RMID (ns)",
+        ours,
+        theirs,
+        theirs / ours,
+    );
     Ok(())
 }
 

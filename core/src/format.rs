@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset 0   Header: magic, version, state, size, limits, region offsets, creation time
-//!            process registry   bitmap of slots ever used, [ProcSlot; procs]
+//!            process registry   bitmap of slots ever used, its summary, [ProcSlot; procs]
 //!            sem table          TableHeader, bitmap, key buckets, [ObjectSlot; slots]
 //!            msg table          (same)
 //!            shm table          (same)
@@ -193,7 +193,11 @@ impl Layout {
         limits.validate().map_err(FormatError::BadLimits)?;
         let mut at = align_up(u64::from(Header::SIZE), 64);
         let registry = at;
-        at = align_up(at + u64::from(limits.procs.div_ceil(32)) * 4, 64);
+        let bitmap_words = limits.procs.div_ceil(32);
+        at = align_up(
+            at + u64::from(bitmap_words + bitmap_words.div_ceil(32)) * 4,
+            64,
+        );
         at += u64::from(limits.procs) * u64::from(SLOT_SIZE);
         let mut tables = [TableLayout {
             header: 0,
@@ -252,9 +256,16 @@ impl Layout {
         })
     }
 
-    /// Where the registry's slots start, after its bitmap.
+    /// Where the summary of the registry's bitmap lies (a bit for each
+    /// bitmap word that has a bit set), after the bitmap.
+    pub fn registry_summary(&self) -> u32 {
+        self.registry + self.limits.procs.div_ceil(32) * 4
+    }
+
+    /// Where the registry's slots start, after its bitmap and the summary.
     pub fn registry_slots(&self) -> u32 {
-        (self.registry + self.limits.procs.div_ceil(32) * 4).div_ceil(64) * 64
+        let bitmap_words = self.limits.procs.div_ceil(32);
+        (self.registry_summary() + bitmap_words.div_ceil(32) * 4).div_ceil(64) * 64
     }
 
     fn region_words(&self) -> [u32; REGION_WORDS] {
@@ -439,7 +450,8 @@ mod tests {
         let layout = Layout::compute(&DEFAULT_LIMITS).unwrap();
         let mut previous_end = u64::from(Header::SIZE);
         assert!(u64::from(layout.registry) >= previous_end);
-        assert_eq!(layout.registry_slots(), layout.registry + 4096);
+        assert_eq!(layout.registry_summary(), layout.registry + 4096);
+        assert_eq!(layout.registry_slots(), layout.registry + 4096 + 128);
         previous_end = u64::from(layout.registry_slots()) + 32768 * 16;
         for table in layout.tables {
             assert!(u64::from(table.header) >= previous_end);

@@ -97,10 +97,11 @@ pub trait Host: Waiter {
     fn liveness(&self, process: ProcessId) -> Liveness;
 
     /// A shared memory segment went (removed, and its last attachment
-    /// ended): the host releases the bytes it keeps for it (on Linux, its
-    /// file). Called after the removal is permanent, by whichever process
-    /// made it so.
-    fn segment_gone(&self, shmid: i32) {
-        let _ = shmid;
+    /// ended): the host releases the bytes it placed for it (on Linux, its
+    /// file), which it named `token` ([`crate::shm::Placement::Host`]).
+    /// Called after the removal is permanent, by whichever process made it
+    /// so.
+    fn segment_gone(&self, shmid: i32, token: u64) {
+        let _ = (shmid, token);
     }
 }

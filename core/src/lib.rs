@@ -141,6 +141,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         let registry = Registry::new(
             arena,
             Off::new(layout.registry),
+            Off::new(layout.registry_summary()),
             Off::new(layout.registry_slots()),
             layout.limits.procs,
         );

@@ -23,10 +23,12 @@
 //! exec as the kernel's does — with a new generation, so that locks the old
 //! image held are seen to have a dead owner.
 //!
-//! A bitmap beside the slots marks every slot ever taken; scans of the
-//! registry visit only those, so they touch no page of slots never used (the
-//! arena file stays sparse). A bit is set before its slot is claimed and
-//! never cleared, so it is a hint that cannot hide a taken slot.
+//! A bitmap beside the slots marks every slot ever taken, and a summary marks
+//! every bitmap word with a bit set; scans of the registry visit only those
+//! slots, so they touch no page of slots never used (the arena file stays
+//! sparse) and read a few words for an empty registry of 32,768 slots. Bits
+//! are set before their slot is claimed and never cleared, so they are hints
+//! that cannot hide a taken slot.
 //!
 //! # Fork
 //!
@@ -155,6 +157,7 @@ pub(crate) enum Owner {
 pub(crate) struct Registry<'m> {
     arena: Arena<'m>,
     ever_used: Off<Word>,
+    summary: Off<Word>,
     base: Off<ProcSlot>,
     count: u32,
 }
@@ -163,12 +166,14 @@ impl<'m> Registry<'m> {
     pub(crate) fn new(
         arena: Arena<'m>,
         ever_used: Off<Word>,
+        summary: Off<Word>,
         base: Off<ProcSlot>,
         count: u32,
     ) -> Self {
         Registry {
             arena,
             ever_used,
+            summary,
             base,
             count,
         }
@@ -176,6 +181,21 @@ impl<'m> Registry<'m> {
 
     fn ever_used_word(&self, index: u32) -> Result<&'m Word> {
         self.arena.get(self.ever_used.index(index / 32)?)
+    }
+
+    fn summary_word(&self, index: u32) -> Result<&'m Word> {
+        self.arena.get(self.summary.index(index / 1024)?)
+    }
+
+    /// Marks slot `index` as used, in the bitmap and its summary.
+    fn mark_used(&self, index: u32) -> Result<()> {
+        self.summary_word(index)?
+            .atomic()
+            .fetch_or(1 << (index / 32 % 32), Ordering::Release);
+        self.ever_used_word(index)?
+            .atomic()
+            .fetch_or(1 << (index % 32), Ordering::Release);
+        Ok(())
     }
 
     fn slot(&self, index: u32) -> Result<&'m ProcSlot> {
@@ -231,9 +251,7 @@ impl<'m> Registry<'m> {
             if slot.pid.get() != 0 {
                 continue;
             }
-            self.ever_used_word(index)?
-                .atomic()
-                .fetch_or(1 << (index % 32), Ordering::Release);
+            self.mark_used(index)?;
             if slot.pid.get() != 0
                 || slot
                     .pid
@@ -362,30 +380,38 @@ impl<'m> Registry<'m> {
         }
     }
 
-    /// The taken slots.
+    /// The taken slots. Reads the ever-used bitmap a word at a time, so a
+    /// registry of many slots and few processes is scanned quickly.
     pub(crate) fn live_slots(&self) -> impl Iterator<Item = (u32, ProcessId)> + 'm {
         let this = *self;
-        (0..self.count).filter_map(move |index| {
-            let hint = this
-                .ever_used_word(index)
-                .ok()?
-                .atomic()
-                .load(Ordering::Acquire);
-            if hint & (1 << (index % 32)) == 0 {
-                return None;
-            }
-            let slot = this.slot(index).ok()?;
-            let pid = slot.pid.get();
-            (pid != 0).then(|| {
-                (
-                    index,
-                    ProcessId {
-                        pid,
-                        start: slot.start.get(),
-                    },
-                )
+        // The slot numbers a word's set bits stand for: bit `b`, `first + b * step`.
+        let set_bits = |word: Result<&Word>, first: u32, step: u32| {
+            let mut bits = word.map_or(0, |bits| bits.atomic().load(Ordering::Acquire));
+            core::iter::from_fn(move || {
+                let bit = (bits != 0).then(|| bits.trailing_zeros())?;
+                bits &= bits - 1;
+                Some(first + bit * step)
             })
-        })
+        };
+        (0..self.count.div_ceil(1024))
+            .flat_map(move |summary| {
+                let first = summary * 1024;
+                set_bits(this.summary_word(first), first, 32)
+            })
+            .flat_map(move |first| set_bits(this.ever_used_word(first), first, 1))
+            .filter_map(move |index| {
+                let slot = this.slot(index).ok()?;
+                let pid = slot.pid.get();
+                (pid != 0).then(|| {
+                    (
+                        index,
+                        ProcessId {
+                            pid,
+                            start: slot.start.get(),
+                        },
+                    )
+                })
+            })
     }
 }
 

@@ -106,8 +106,10 @@ pub struct ShmUsage {
 /// callback of [`Namespace::shmget`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
-    /// The platform made them (on Linux, a file beside the arena).
-    Host,
+    /// The platform made them (on Linux, a file beside the arena). The
+    /// token is the platform's own name for them, given back on each attach
+    /// (so a process can tell its own handle on them from a stale one).
+    Host(u64),
     /// Carved from the arena's heap, for targets without files: attaching
     /// yields their offset in the arena.
     Arena,
@@ -120,6 +122,8 @@ pub struct AttachInfo {
     pub segsz: u64,
     /// For a segment placed in the arena, the offset of its bytes.
     pub arena_offset: Option<u32>,
+    /// For a segment the platform placed, the token it gave.
+    pub token: u64,
 }
 
 /// A segment's part of its object slot.
@@ -133,6 +137,8 @@ struct Segment {
     /// The heap block holding the bytes of a segment placed in the arena
     /// (its payload offset), or 0.
     bytes: Word,
+    /// The platform's token for bytes it placed ([`Placement::Host`]).
+    token: Word64,
 }
 
 // SAFETY: `repr(C)`, words and word pairs, no padding.
@@ -219,10 +225,13 @@ impl<'m, H: Host> Namespace<'m, H> {
                 // Not live yet: no journal needed.
                 segment.segsz.set(size);
                 segment.cpid.set(pid);
-                if make(object.id(), size, &object.perm())? == Placement::Arena {
-                    let bytes = u32::try_from(size).map_err(|_| Errno::ENOMEM)?;
-                    let at = self.heap_alloc(bytes, Self::bytes_owner(object.id()))?;
-                    segment.bytes.set(at);
+                match make(object.id(), size, &object.perm())? {
+                    Placement::Host(token) => segment.token.set(token),
+                    Placement::Arena => {
+                        let bytes = u32::try_from(size).map_err(|_| Errno::ENOMEM)?;
+                        let at = self.heap_alloc(bytes, Self::bytes_owner(object.id()))?;
+                        segment.bytes.set(at);
+                    }
                 }
                 txn.set64(usage, usage.get() + pages(size))
             },
@@ -253,6 +262,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                 0 => None,
                 at => Some(at),
             },
+            token: segment.token.get(),
         })
     }
 
@@ -451,7 +461,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// the segment locked); otherwise marks it `SHM_DEST`. `cred` is checked
     /// for ownership when given (`IPC_RMID`).
     fn destroy_if_unattached(&self, shmid: i32, cred: Option<&Cred<'_>>) -> Result<bool> {
-        let mut bytes = 0;
+        let (mut bytes, mut token) = (0, 0);
         let gone = self.ipc_remove_or_keep(Kind::Shm, shmid, cred, |txn, object| {
             if self.attachments(shmid)? > 0 {
                 let mode = &object.perm_words().mode;
@@ -461,6 +471,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             let usage = self.table_usage(Kind::Shm)?;
             let segment = Self::segment(object);
             bytes = segment.bytes.get();
+            token = segment.token.get();
             txn.set64(
                 usage,
                 usage.get().saturating_sub(pages(segment.segsz.get())),
@@ -471,7 +482,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             if bytes != 0 {
                 self.heap_free(bytes, Self::bytes_owner(shmid))?;
             }
-            self.host.segment_gone(shmid);
+            self.host.segment_gone(shmid, token);
         }
         Ok(gone)
     }

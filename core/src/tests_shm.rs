@@ -15,7 +15,7 @@ const OTHER: Cred<'static> = Cred {
 };
 
 fn make(_: i32, _: u64, _: &crate::perm::IpcPerm) -> crate::errno::Result<Placement> {
-    Ok(Placement::Host)
+    Ok(Placement::Host(77))
 }
 
 #[test]
@@ -87,6 +87,7 @@ fn attachments_count_across_processes_and_removal_waits_for_the_last() {
     let host_placed = AttachInfo {
         segsz: 5000,
         arena_offset: None,
+        token: 77,
     };
     assert_eq!(ns.shm_attach_check(id, 0, &USER), Ok(host_placed));
     assert_eq!(ns.shm_attach_check(id, 0, &OTHER), Err(Errno::EACCES));

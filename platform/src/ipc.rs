@@ -25,11 +25,11 @@ use std::time::Duration;
 
 use usysv_core::msg::{MsgInfo, MsqidDs};
 use usysv_core::sem::{SemBuf, SemInfo, SemQuery, SemidDs, Timeout};
-use usysv_core::shm::{ShmInfo, ShmUsage, ShmidDs, SHM_EXEC, SHM_RDONLY, SHM_REMAP};
+use usysv_core::shm::{ShmInfo, ShmUsage, ShmidDs, SHM_EXEC, SHM_REMAP};
 use usysv_core::{Errno, Limits, Namespace, OpenError};
 
 use crate::linux::{lifecycle, segments};
-use crate::linux::{ArenaError, ArenaFile, ArenaProblem, Credentials, LinuxHost};
+use crate::linux::{ArenaError, ArenaFile, ArenaProblem, Credentials, LinuxHost, SegmentFiles};
 
 /// An open arena: System V IPC for this process.
 pub struct Ipc {
@@ -240,13 +240,12 @@ impl Ipc {
 
     /// `shmget(2)`: a new segment's bytes are a file beside the arena.
     pub fn shmget(&self, key: i32, size: usize, flags: i32) -> Result<i32, Errno> {
-        let arena = self.file.path();
         self.ns.shmget(
             key,
             size as u64,
             flags,
             &self.creds.as_cred(),
-            |id, size, perm| segments::create(arena, id, size, perm),
+            |id, size, perm| self.segments()?.create(id, size, perm),
         )
     }
 
@@ -288,6 +287,12 @@ impl Ipc {
         self.detach(addr as usize)
     }
 
+    /// The segment files: `ENOMEM` if the arena's directory could not be
+    /// opened, as the kernel fails a segment it cannot back.
+    fn segments(&self) -> Result<&SegmentFiles, Errno> {
+        self.ns.host().segments().ok_or(Errno::ENOMEM)
+    }
+
     fn attach(&self, shmid: i32, addr: usize, flags: i32) -> Result<(usize, u64), Errno> {
         if shmid < 0 {
             return Err(Errno::EINVAL);
@@ -298,8 +303,9 @@ impl Ipc {
             .ns
             .shm_attach_check(shmid, flags, &self.creds.as_cred())?;
         let len = segments::mapped_len(info.segsz)?;
-        let fd = segments::open(self.file.path(), shmid, flags & SHM_RDONLY == 0)?;
-        let mapped = segments::map(&fd, at, len, flags, flags & SHM_EXEC != 0)?;
+        let mapped =
+            self.segments()?
+                .map(shmid, info.token, at, len, flags, flags & SHM_EXEC != 0)?;
         if flags & SHM_REMAP != 0 {
             // Attachments the new mapping covered wholly are gone, as the
             // kernel's are when their mapping is replaced.
@@ -334,7 +340,9 @@ impl Ipc {
     pub fn shmctl_set(&self, shmid: i32, uid: u32, gid: u32, mode: u32) -> Result<(), Errno> {
         self.ns
             .shm_set(shmid, &self.creds.as_cred(), uid, gid, mode)?;
-        segments::set_owner_and_mode(self.file.path(), shmid, uid, gid, mode);
+        if let Ok(segments) = self.segments() {
+            segments.set_owner_and_mode(shmid, uid, gid, mode);
+        }
         Ok(())
     }
 

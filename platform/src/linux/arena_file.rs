@@ -365,7 +365,7 @@ impl ArenaFile {
     pub fn remove(path: &Path) -> Result<(), ArenaError> {
         std::fs::remove_file(path)
             .map_err(|err| ArenaError::new(path, ArenaProblem::Io("unlink", err)))?;
-        super::segments::remove_all(path);
+        super::segments::SegmentFiles::remove_all(path);
         Ok(())
     }
 

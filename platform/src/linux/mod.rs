@@ -6,6 +6,8 @@ pub(crate) mod lifecycle;
 mod process;
 pub(crate) mod segments;
 
+pub use segments::SegmentFiles;
+
 pub use arena_file::{default_arena_path, ArenaError, ArenaFile, ArenaProblem, ARENA_ENV};
 pub use process::Credentials;
 
@@ -20,22 +22,23 @@ use usysv_core::host::{Deadline, Host, Image, Liveness, ProcessId, Waiter, Wake}
 /// beside the arena file.
 #[derive(Clone, Debug, Default)]
 pub struct LinuxHost {
-    /// The arena file, beside which segment files live (none for memory that
-    /// is not a file: segments then cannot be made).
-    arena: Option<Arc<Path>>,
+    /// The segment files beside the arena file (none for memory that is not
+    /// a file, or whose directory cannot be opened: segments then cannot be
+    /// made).
+    segments: Option<Arc<SegmentFiles>>,
 }
 
 impl LinuxHost {
     /// The host for the arena file at `arena`.
     pub fn for_arena(arena: &Path) -> LinuxHost {
         LinuxHost {
-            arena: Some(Arc::from(arena)),
+            segments: SegmentFiles::for_arena(arena).ok().map(Arc::new),
         }
     }
 
-    /// The arena file this host keeps segment files beside.
-    pub fn arena_path(&self) -> Option<&Path> {
-        self.arena.as_deref()
+    /// The segment files this host keeps beside the arena.
+    pub fn segments(&self) -> Option<&SegmentFiles> {
+        self.segments.as_deref()
     }
 }
 
@@ -79,9 +82,9 @@ impl Host for LinuxHost {
         process::liveness(process)
     }
 
-    fn segment_gone(&self, shmid: i32) {
-        if let Some(arena) = &self.arena {
-            segments::remove(arena, shmid);
+    fn segment_gone(&self, shmid: i32, token: u64) {
+        if let Some(segments) = &self.segments {
+            segments.remove(shmid, token);
         }
     }
 }

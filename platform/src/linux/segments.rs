@@ -1,27 +1,68 @@
 //! Shared memory segment files, and mapping them.
 //!
 //! Each segment's bytes are a file beside the arena, named after it:
-//! `ARENA.shm.ID`. The file is created exclusively with the segment's
+//! `ARENA.shm.ID` (reached through the directory, held open). The file is created exclusively with the segment's
 //! permission bits and belongs to its creator, so that the kernel itself
 //! refuses to open it for a process the segment's mode does not admit, even
 //! one that rewrites the arena. It is sized to whole pages (tmpfs keeps it
 //! sparse until touched, and a new file reads as zeros) and unlinked when the
 //! segment goes; mappings made before then stay valid, as in the kernel.
 
-use std::ffi::{CString, OsString};
+use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use usysv_core::shm::{Placement, PAGE_SIZE, SHM_RDONLY, SHM_REMAP, SHM_RND};
 use usysv_core::{Errno, IpcPerm};
 
-/// The path of segment `shmid`'s file, for the arena at `arena`.
-pub(crate) fn path(arena: &Path, shmid: i32) -> CString {
-    let mut name = OsString::from(arena.as_os_str());
-    name.push(format!(".shm.{shmid}"));
-    // An arena path has no NUL byte (it was opened), and the suffix adds none.
-    CString::new(name.into_vec()).unwrap_or_default()
+/// Files a process made and keeps open for its own attaches, at most.
+const KEPT: usize = 16;
+
+/// The segment files of one arena: its directory, open, and the arena's
+/// file name, which segment file names start with.
+///
+/// The files this process made stay open (a few of them) so that its own
+/// attaches skip the path lookup. Each file has a token, kept in the
+/// segment, so a kept file whose segment went (and whose id came back for
+/// another) is never taken for the new one's.
+#[derive(Debug)]
+pub struct SegmentFiles {
+    dir: OwnedFd,
+    arena_name: Vec<u8>,
+    made: Mutex<Vec<(u64, OwnedFd)>>,
+}
+
+/// Room for a file name (NAME_MAX), the suffix and the NUL.
+const NAME_ROOM: usize = 255 + 20;
+
+/// A segment file's name, NUL-terminated.
+struct Name([u8; NAME_ROOM]);
+
+impl Name {
+    fn as_ptr(&self) -> *const libc::c_char {
+        self.0.as_ptr().cast()
+    }
+}
+
+/// A token no other file of any process has: random bits from the kernel
+/// for the process, and a count within it.
+fn new_token() -> u64 {
+    static BASE: OnceLock<u64> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let base = *BASE.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        // SAFETY: `bytes` is valid for 8 bytes of writing.
+        unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), 8, 0) };
+        u64::from_ne_bytes(bytes)
+    });
+    base.wrapping_add(
+        COUNT
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    )
 }
 
 /// The errno the last failed system call set.
@@ -29,50 +70,186 @@ fn last_errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-/// Makes the file of new segment `shmid`: `size` bytes, rounded up to whole
-/// pages, zero-filled, with the permission bits of `perm`. A stale file of
-/// this name (left by a process that died) is replaced; a failure is
-/// `ENOMEM` (`ENOSPC` when the filesystem is full), as the kernel reports a
-/// segment it cannot back.
-pub(crate) fn create(
-    arena: &Path,
-    shmid: i32,
-    size: u64,
-    perm: &IpcPerm,
-) -> Result<Placement, Errno> {
-    let path = path(arena, shmid);
-    let bytes = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
-    let length = libc::off_t::try_from(bytes).map_err(|_| Errno::ENOMEM)?;
-    let mode = perm.mode & 0o777;
-    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let mut replaced = false;
-    let fd = loop {
-        // SAFETY: `path` is a NUL-terminated string; open returns a new fd or -1.
-        let fd = unsafe { libc::open(path.as_ptr(), flags, mode as libc::c_uint) };
-        if fd >= 0 {
+impl SegmentFiles {
+    /// The segment files of the arena file at `arena`.
+    pub fn for_arena(arena: &Path) -> std::io::Result<SegmentFiles> {
+        let dir = match arena.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let dir = CString::new(dir.as_os_str().as_bytes())?;
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        // SAFETY: `dir` is a NUL-terminated string.
+        let fd = unsafe { libc::open(dir.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let arena_name = arena.file_name().unwrap_or_default().as_bytes().to_vec();
+        Ok(SegmentFiles {
             // SAFETY: `fd` was just opened and is owned by nothing else.
-            break unsafe { OwnedFd::from_raw_fd(fd) };
-        }
-        let errno = last_errno();
-        // SAFETY: `path` is a NUL-terminated string.
-        if errno == libc::EEXIST && !replaced && unsafe { libc::unlink(path.as_ptr()) } == 0 {
-            replaced = true;
-            continue;
-        }
-        return Err(backing_errno(errno));
-    };
-    // The umask narrowed the mode open applied: set it exactly.
-    // SAFETY: `fd` is an open file descriptor.
-    let sized = unsafe {
-        libc::fchmod(fd.as_raw_fd(), mode) == 0 && libc::ftruncate(fd.as_raw_fd(), length) == 0
-    };
-    if !sized {
-        let errno = last_errno();
-        // SAFETY: `path` is a NUL-terminated string.
-        unsafe { libc::unlink(path.as_ptr()) };
-        return Err(backing_errno(errno));
+            dir: unsafe { OwnedFd::from_raw_fd(fd) },
+            arena_name,
+            made: Mutex::new(Vec::new()),
+        })
     }
-    Ok(Placement::Host)
+
+    /// Segment `shmid`'s file name, `ARENA.shm.ID`, NUL-terminated, built
+    /// without allocating (a file name is at most 255 bytes).
+    fn name(&self, shmid: i32) -> Name {
+        use std::io::Write;
+        let mut name = Name([0; NAME_ROOM]);
+        let mut rest = &mut name.0[..NAME_ROOM - 1];
+        let fits = rest
+            .write_all(&self.arena_name)
+            .and_then(|()| write!(rest, ".shm.{shmid}"))
+            .is_ok();
+        if !fits {
+            // Never a name cut short (it could be another segment's): an
+            // empty one, which names no file.
+            name.0[0] = 0;
+        }
+        name
+    }
+
+    /// Makes the file of new segment `shmid`: `size` bytes, rounded up to
+    /// whole pages, zero-filled, with the permission bits of `perm`. A stale
+    /// file of this name (left by a process that died) is replaced; a failure
+    /// is `ENOMEM` (`ENOSPC` when the filesystem is full), as the kernel
+    /// reports a segment it cannot back.
+    pub fn create(&self, shmid: i32, size: u64, perm: &IpcPerm) -> Result<Placement, Errno> {
+        let name = self.name(shmid);
+        let bytes = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        let length = libc::off_t::try_from(bytes).map_err(|_| Errno::ENOMEM)?;
+        let mode = perm.mode & 0o777;
+        let flags =
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let dir = self.dir.as_raw_fd();
+        let mut replaced = false;
+        let fd = loop {
+            // SAFETY: `name` is a NUL-terminated string; openat returns a new
+            // fd or -1.
+            let fd = unsafe { libc::openat(dir, name.as_ptr(), flags, mode as libc::c_uint) };
+            if fd >= 0 {
+                // SAFETY: `fd` was just opened and is owned by nothing else.
+                break unsafe { OwnedFd::from_raw_fd(fd) };
+            }
+            let errno = last_errno();
+            // SAFETY: `name` is a NUL-terminated string.
+            if errno == libc::EEXIST
+                && !replaced
+                && unsafe { libc::unlinkat(dir, name.as_ptr(), 0) } == 0
+            {
+                replaced = true;
+                continue;
+            }
+            return Err(backing_errno(errno));
+        };
+        // The umask narrowed the mode open applied: set it exactly.
+        // SAFETY: `fd` is an open file descriptor.
+        let sized = unsafe {
+            libc::fchmod(fd.as_raw_fd(), mode) == 0 && libc::ftruncate(fd.as_raw_fd(), length) == 0
+        };
+        if !sized {
+            let errno = last_errno();
+            // SAFETY: `name` is a NUL-terminated string.
+            unsafe { libc::unlinkat(dir, name.as_ptr(), 0) };
+            return Err(backing_errno(errno));
+        }
+        let token = new_token();
+        if let Ok(mut made) = self.made.try_lock() {
+            if made.len() == KEPT {
+                made.remove(0);
+            }
+            made.push((token, fd));
+        }
+        Ok(Placement::Host(token))
+    }
+
+    /// Removes segment `shmid`'s file (it went). Mappings stay valid.
+    pub fn remove(&self, shmid: i32, token: u64) {
+        if let Ok(mut made) = self.made.try_lock() {
+            made.retain(|(kept, _)| *kept != token);
+        }
+        let name = self.name(shmid);
+        // SAFETY: `name` is a NUL-terminated string.
+        unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr(), 0) };
+    }
+
+    /// After `IPC_SET`: gives the file the segment's new permission bits,
+    /// and its new owner where the process may. The kernel lets only the
+    /// file's owner (or a privileged process) do either; otherwise the file
+    /// keeps what it had and the segment's new mode governs only usysv's own
+    /// checks.
+    pub fn set_owner_and_mode(&self, shmid: i32, uid: u32, gid: u32, mode: u32) {
+        let name = self.name(shmid);
+        let dir = self.dir.as_raw_fd();
+        // SAFETY: `name` is a NUL-terminated string; both calls only change
+        // the file's metadata, and failures are left as documented.
+        unsafe {
+            libc::fchownat(dir, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW);
+            libc::fchmodat(dir, name.as_ptr(), mode & 0o777, 0);
+        }
+    }
+
+    /// Maps segment `shmid`'s file (see [`map`]): the one this process
+    /// made and kept, if `token` names it, else the file opened read-only or
+    /// read-write, as the kernel lets this process (`EACCES`). A file
+    /// already gone means the segment went: `EINVAL`, as for an id that names
+    /// nothing.
+    pub fn map(
+        &self,
+        shmid: i32,
+        token: u64,
+        at: Option<usize>,
+        len: usize,
+        flags: i32,
+        exec: bool,
+    ) -> Result<usize, Errno> {
+        if let Ok(made) = self.made.try_lock() {
+            if let Some((_, fd)) = made.iter().find(|(kept, _)| *kept == token) {
+                return map(fd, at, len, flags, exec);
+            }
+        }
+        let name = self.name(shmid);
+        let access = if flags & SHM_RDONLY == 0 {
+            libc::O_RDWR
+        } else {
+            libc::O_RDONLY
+        };
+        let flags_open = access | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: `name` is a NUL-terminated string.
+        let fd = unsafe { libc::openat(self.dir.as_raw_fd(), name.as_ptr(), flags_open) };
+        if fd < 0 {
+            return Err(match last_errno() {
+                libc::EACCES | libc::EPERM => Errno::EACCES,
+                libc::ENOENT => Errno::EINVAL,
+                _ => Errno::ENOMEM,
+            });
+        }
+        // SAFETY: `fd` was just opened and is owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        map(&fd, at, len, flags, exec)
+    }
+
+    /// Removes every segment file of the arena at `arena` (when the arena
+    /// itself goes).
+    pub fn remove_all(arena: &Path) {
+        let Ok(files) = SegmentFiles::for_arena(arena) else {
+            return;
+        };
+        let dir = match arena.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if let Some(shmid) = segment_of(&files.arena_name, entry.file_name().as_bytes()) {
+                files.remove(shmid, 0);
+            }
+        }
+    }
 }
 
 fn backing_errno(errno: i32) -> Errno {
@@ -80,50 +257,6 @@ fn backing_errno(errno: i32) -> Errno {
         libc::ENOSPC | libc::EDQUOT => Errno::ENOSPC,
         _ => Errno::ENOMEM,
     }
-}
-
-/// Removes segment `shmid`'s file (it went). Mappings stay valid.
-pub(crate) fn remove(arena: &Path, shmid: i32) {
-    let path = path(arena, shmid);
-    // SAFETY: `path` is a NUL-terminated string.
-    unsafe { libc::unlink(path.as_ptr()) };
-}
-
-/// After `IPC_SET`: gives the file the segment's new permission bits, and
-/// its new owner where the process may. The kernel lets only the file's
-/// owner (or a privileged process) do either; otherwise the file keeps what
-/// it had and the segment's new mode governs only usysv's own checks.
-pub(crate) fn set_owner_and_mode(arena: &Path, shmid: i32, uid: u32, gid: u32, mode: u32) {
-    let path = path(arena, shmid);
-    // SAFETY: `path` is a NUL-terminated string; both calls only change
-    // the file's metadata, and failures are left as documented.
-    unsafe {
-        libc::chown(path.as_ptr(), uid, gid);
-        libc::chmod(path.as_ptr(), mode & 0o777);
-    }
-}
-
-/// Opens segment `shmid`'s file to map it: read-only or read-write. The
-/// kernel checks the file's mode: `EACCES`. A file already gone means the
-/// segment went: `EINVAL`, as for an id that names nothing.
-pub(crate) fn open(arena: &Path, shmid: i32, writable: bool) -> Result<OwnedFd, Errno> {
-    let path = path(arena, shmid);
-    let access = if writable {
-        libc::O_RDWR
-    } else {
-        libc::O_RDONLY
-    };
-    // SAFETY: `path` is a NUL-terminated string.
-    let fd = unsafe { libc::open(path.as_ptr(), access | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(match last_errno() {
-            libc::EACCES | libc::EPERM => Errno::EACCES,
-            libc::ENOENT => Errno::EINVAL,
-            _ => Errno::ENOMEM,
-        });
-    }
-    // SAFETY: `fd` was just opened and is owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// SHMLBA: the alignment an attach address needs (the page size on Linux's
@@ -234,27 +367,6 @@ pub(crate) fn mapped_len(segsz: u64) -> Result<usize, Errno> {
 pub(crate) fn segment_of(arena_name: &[u8], name: &[u8]) -> Option<i32> {
     let rest = name.strip_prefix(arena_name)?.strip_prefix(b".shm.")?;
     std::str::from_utf8(rest).ok()?.parse().ok()
-}
-
-/// Removes every segment file of the arena at `arena` (when the arena itself
-/// goes).
-pub(crate) fn remove_all(arena: &Path) {
-    let (Some(dir), Some(name)) = (arena.parent(), arena.file_name()) else {
-        return;
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if let Some(shmid) = segment_of(name.as_bytes(), entry.file_name().as_bytes()) {
-            remove(arena, shmid);
-        }
-    }
 }
 
 #[cfg(test)]
