@@ -27,6 +27,10 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// then registers when it first uses the arena). The caller keeps the
     /// process's attachments from changing until the fork is done.
     pub fn fork_prepare(&self) -> Result<Option<ForkSlot>> {
+        if self.inherited() {
+            // A child that never used the namespace has no attachments in it.
+            return Ok(None);
+        }
         let (me, _) = self.identity()?;
         let parent = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
         if parent.attach_head.get() == 0 {
