@@ -621,7 +621,8 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// Locks the live object in slot `index` (`SEM_STAT` and friends take an
     /// index, not an id): `EINVAL` when the slot is free.
     pub fn lock_index(&self, kind: Kind, index: i32) -> Result<ObjectTxn<'_, 'm, H>> {
-        let index = u32::try_from(index).map_err(|_| Errno::EINVAL)?;
+        // Linux looks the slot up as it looks an id up: by its low bits.
+        let index = u32::try_from(index).map_err(|_| Errno::EINVAL)? % IPCMNI;
         let table = self.table(kind)?;
         let slot = table.slot(index).map_err(|_| Errno::EINVAL)?;
         let txn = Txn::begin_under(self, &slot.lock, &table.header.lock)?;

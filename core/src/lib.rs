@@ -165,7 +165,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         };
         if let (Registered::Adopted(_), Some(slot)) = (registered, ns.registry.slot_of(me)) {
             // After execve: the old image's mappings are gone.
-            ns.settle_attachments(slot, None);
+            ns.settle_attachments(slot, Some(process.pid));
         }
         Ok(ns)
     }

@@ -87,7 +87,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             return;
         };
         self.settle_undo(slot);
-        self.settle_attachments(slot, None);
+        self.settle_attachments(slot, Some(self.pid.load(Ordering::Relaxed)));
         if only_thread {
             self.leave();
         }
@@ -102,7 +102,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         let me = Tag::from_raw(self.me.load(Ordering::Relaxed));
         if let Some(slot) = self.registry.leave(me) {
             self.settle_undo(slot);
-            self.settle_attachments(slot, None);
+            self.settle_attachments(slot, Some(self.pid.load(Ordering::Relaxed)));
             self.registry.free(slot);
         }
     }

@@ -305,6 +305,13 @@ impl<'m> Registry<'m> {
         taken.then_some(slot)
     }
 
+    /// Whether `slot` is an ordinary one, not waiting for (or being claimed
+    /// by) the child of a fork: only then do its pid and start time name its
+    /// process.
+    pub(crate) fn is_ordinary(&self, slot: &ProcSlot) -> bool {
+        slot.forking.atomic().load(Ordering::Acquire) == FORK_NONE
+    }
+
     /// Makes a slot taken by [`Registry::take_fork`] the child's own: its
     /// identity, one registration, a new generation.
     pub(crate) fn claim_fork(

@@ -31,7 +31,7 @@
 use crate::arena::{Off, Record, Word, Word64};
 use crate::errno::{Errno, Result};
 use crate::heap::BlockOwner;
-use crate::host::Host;
+use crate::host::{Host, Liveness};
 use crate::ids::{Kind, Object};
 use crate::lock::Txn;
 use crate::perm::{Cred, IpcPerm};
@@ -46,6 +46,10 @@ pub const SHM_RND: i32 = 0o20000;
 pub const SHM_REMAP: i32 = 0o40000;
 /// `shmat` flag: the mapping may be executed.
 pub const SHM_EXEC: i32 = 0o100000;
+/// `shmget` flag: do not reserve swap (memory accounting) for the segment.
+pub const SHM_NORESERVE: i32 = 0o10000;
+/// `shmget` flag: back the segment with huge pages.
+pub const SHM_HUGETLB: i32 = 0o4000;
 /// `shm_perm.mode` bit: removed, destroyed at the last detach.
 pub const SHM_DEST: u32 = 0o1000;
 /// `shm_perm.mode` bit: locked in memory (`SHM_LOCK`).
@@ -215,6 +219,10 @@ impl<'m, H: Host> Namespace<'m, H> {
             |txn, object| {
                 if size < 1 || size > limits.shmmax {
                     return Err(Errno::EINVAL);
+                }
+                if pages(size).checked_mul(PAGE_SIZE).is_none() {
+                    // Whole pages overflow the size type (Linux: numpages).
+                    return Err(Errno::ENOSPC);
                 }
                 let usage = self.table_usage(Kind::Shm)?;
                 let total = usage.get().checked_add(pages(size));
@@ -396,6 +404,26 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
     }
 
+    /// Ends the attachments of every registered process that has died
+    /// without leaving (killed, or gone by `_exit`), stamping each segment
+    /// with its pid, as the kernel's exit would have. Run before attachments
+    /// are counted; a process is asked about only when it has attachments.
+    fn reap_dead_attachments(&self) {
+        let me = self.identity().ok().map(|(tag, _)| tag);
+        for (index, process) in self.registry.live_slots() {
+            let Ok(slot) = self.registry.slot_at(index) else {
+                continue;
+            };
+            let mine = me.and_then(|tag| self.registry.slot_of(tag));
+            if slot.attach_head.get() == 0 || mine.is_some_and(|own| core::ptr::eq(own, slot)) {
+                continue;
+            }
+            if self.registry.is_ordinary(slot) && self.host.liveness(process) == Liveness::Dead {
+                self.settle_attachments(slot, Some(process.pid));
+            }
+        }
+    }
+
     /// Takes the first record of `slot`'s list that `which` picks off the
     /// list: its offset, segment and length.
     fn unlink_attachment(
@@ -461,6 +489,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// the segment locked); otherwise marks it `SHM_DEST`. `cred` is checked
     /// for ownership when given (`IPC_RMID`).
     fn destroy_if_unattached(&self, shmid: i32, cred: Option<&Cred<'_>>) -> Result<bool> {
+        self.reap_dead_attachments();
         let (mut bytes, mut token) = (0, 0);
         let gone = self.ipc_remove_or_keep(Kind::Shm, shmid, cred, |txn, object| {
             if self.attachments(shmid)? > 0 {
@@ -532,6 +561,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         if shmid < 0 {
             return Err(Errno::EINVAL);
         }
+        self.reap_dead_attachments();
         let locked = self.lock_object(Kind::Shm, shmid)?;
         if !locked.object.allows(cred, 0o444) {
             return Err(Errno::EACCES);
@@ -542,6 +572,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// `shmctl(SHM_STAT)` (`any`: `SHM_STAT_ANY`, without the read check):
     /// the segment in slot `index`, and its id.
     pub fn shm_stat_index(&self, index: i32, any: bool, cred: &Cred<'_>) -> Result<(i32, ShmidDs)> {
+        self.reap_dead_attachments();
         let locked = self.lock_index(Kind::Shm, index)?;
         if !any && !locked.object.allows(cred, 0o444) {
             return Err(Errno::EACCES);

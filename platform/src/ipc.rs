@@ -245,7 +245,7 @@ impl Ipc {
             size as u64,
             flags,
             &self.creds.as_cred(),
-            |id, size, perm| self.segments()?.create(id, size, perm),
+            |id, size, perm| self.segments()?.create(id, size, flags, perm),
         )
     }
 

@@ -15,7 +15,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use usysv_core::shm::{Placement, PAGE_SIZE, SHM_RDONLY, SHM_REMAP, SHM_RND};
+use usysv_core::shm::{
+    Placement, PAGE_SIZE, SHM_HUGETLB, SHM_NORESERVE, SHM_RDONLY, SHM_REMAP, SHM_RND,
+};
 use usysv_core::{Errno, IpcPerm};
 
 /// Files a process made and keeps open for its own attaches, at most.
@@ -112,14 +114,23 @@ impl SegmentFiles {
     }
 
     /// Makes the file of new segment `shmid`: `size` bytes, rounded up to
-    /// whole pages, zero-filled, with the permission bits of `perm`. A stale
-    /// file of this name (left by a process that died) is replaced; a failure
-    /// is `ENOMEM` (`ENOSPC` when the filesystem is full), as the kernel
-    /// reports a segment it cannot back.
-    pub fn create(&self, shmid: i32, size: u64, perm: &IpcPerm) -> Result<Placement, Errno> {
+    /// whole pages, zero-filled, with the permission bits of `perm`, after
+    /// the checks Linux makes of the memory behind a segment (see
+    /// [`memory_for`]; `flags` are `shmget`'s). A stale file of this name
+    /// (left by a process that died) is replaced; a failure is `ENOMEM`
+    /// (`ENOSPC` when the filesystem is full), as the kernel reports a
+    /// segment it cannot back.
+    pub fn create(
+        &self,
+        shmid: i32,
+        size: u64,
+        flags: i32,
+        perm: &IpcPerm,
+    ) -> Result<Placement, Errno> {
+        memory_for(size, flags)?;
         let name = self.name(shmid);
         let bytes = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
-        let length = libc::off_t::try_from(bytes).map_err(|_| Errno::ENOMEM)?;
+        let length = libc::off_t::try_from(bytes).map_err(|_| Errno::EINVAL)?;
         let mode = perm.mode & 0o777;
         let flags =
             libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
@@ -250,6 +261,63 @@ impl SegmentFiles {
             }
         }
     }
+}
+
+/// Sizes below this are never refused for want of memory: the checks below
+/// read `/proc` and need not run for them.
+const SMALL: u64 = 16 << 20;
+
+/// Linux's checks of the memory behind a new segment of `size` bytes:
+/// `EINVAL` past the largest file; with `SHM_HUGETLB`, `ENOMEM` unless enough
+/// huge pages are free (the segment is then backed by ordinary pages); and,
+/// unless `SHM_NORESERVE`, the memory accounting of `vm.overcommit_memory`:
+/// `ENOMEM` for more than memory and swap together (0, the default), never
+/// (1), or past the commit limit (2).
+fn memory_for(size: u64, flags: i32) -> Result<(), Errno> {
+    if size > i64::MAX as u64 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & SHM_HUGETLB != 0 {
+        let huge_page = meminfo("Hugepagesize:").unwrap_or(2048) * 1024;
+        let free = meminfo("HugePages_Free:").unwrap_or(0);
+        if size.div_ceil(huge_page.max(1)) > free {
+            return Err(Errno::ENOMEM);
+        }
+        return Ok(());
+    }
+    if size < SMALL {
+        return Ok(());
+    }
+    let policy = std::fs::read_to_string("/proc/sys/vm/overcommit_memory")
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    let fits = match policy {
+        1 => true,
+        2 => {
+            let limit = meminfo("CommitLimit:").unwrap_or(u64::MAX / 1024);
+            let committed = meminfo("Committed_AS:").unwrap_or(0);
+            size / 1024 <= limit.saturating_sub(committed)
+        }
+        _ if flags & SHM_NORESERVE != 0 => true,
+        _ => {
+            let total = meminfo("MemTotal:").unwrap_or(u64::MAX / 1024);
+            let swap = meminfo("SwapTotal:").unwrap_or(0);
+            size / 1024 <= total.saturating_add(swap)
+        }
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(Errno::ENOMEM)
+    }
+}
+
+/// A figure from `/proc/meminfo` (kB, or a count).
+fn meminfo(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|line| line.starts_with(field))?;
+    line[field.len()..].split_whitespace().next()?.parse().ok()
 }
 
 fn backing_errno(errno: i32) -> Errno {
