@@ -117,8 +117,8 @@ impl<'m, H: Host> Namespace<'m, H> {
                 held.commit();
                 return Ok(());
             }
-            let (next, shmid, addr, len) = self.attachment_fields(at)?;
-            self.push_attachment(to, shmid, addr, len)?;
+            let (next, piece) = self.attachment_fields(at)?;
+            self.push_attachment(to, piece)?;
             at = next;
         }
         Err(Errno::CORRUPT)

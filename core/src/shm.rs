@@ -148,13 +148,34 @@ struct Segment {
 // SAFETY: `repr(C)`, words and word pairs, no padding.
 unsafe impl Record for Segment {}
 
-/// One attachment, on its process's list.
+/// One attachment, on its process's list: a piece of a mapping. An attach
+/// makes one piece starting at its base address; a mapping made over part of
+/// it (`SHM_REMAP`) leaves the pieces on either side, as the kernel splits a
+/// mapping, each counting in `shm_nattch` and all ended by `shmdt` of the
+/// base.
 #[repr(C)]
 struct Attachment {
     next: Word,
     shmid: Word,
     addr: Word64,
     len: Word64,
+    base: Word64,
+}
+
+/// An attachment record's contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Piece {
+    pub shmid: i32,
+    pub addr: u64,
+    pub len: u64,
+    /// The address the attach that made the piece returned.
+    pub base: u64,
+}
+
+impl Piece {
+    fn end(&self) -> u64 {
+        self.addr.saturating_add(self.len)
+    }
 }
 
 // SAFETY: `repr(C)`, words and word pairs, no padding.
@@ -174,7 +195,7 @@ pub(crate) const ATTACHMENT_SIZE: u32 = Attachment::SIZE;
 pub struct Detached {
     /// The segment.
     pub shmid: i32,
-    /// The length mapped.
+    /// The length unmapped, over every piece.
     pub len: u64,
     /// Whether that was the last attachment of a removed segment, which is
     /// now gone (the host has been told: [`Host::segment_gone`]).
@@ -284,7 +305,13 @@ impl<'m, H: Host> Namespace<'m, H> {
             Err(Errno::EINVAL) => return Err(Errno::EIDRM),
             other => other?,
         };
-        self.push_attachment(slot, shmid, addr, len)?;
+        let piece = Piece {
+            shmid,
+            addr,
+            len,
+            base: addr,
+        };
+        self.push_attachment(slot, piece)?;
         let segment = Self::segment(&locked.object);
         locked.txn.set(&segment.lpid, pid)?;
         locked
@@ -295,20 +322,15 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     /// Puts a new record of an attachment on `slot`'s list.
-    pub(crate) fn push_attachment(
-        &self,
-        slot: &'m ProcSlot,
-        shmid: i32,
-        addr: u64,
-        len: u64,
-    ) -> Result<()> {
-        let owner = Self::attachment_owner(shmid);
+    pub(crate) fn push_attachment(&self, slot: &'m ProcSlot, piece: Piece) -> Result<()> {
+        let owner = Self::attachment_owner(piece.shmid);
         let at = self.heap_alloc(Attachment::SIZE, owner)?;
         let record = self.arena.get(Off::<Attachment>::new(at))?;
         // Fresh: reachable once pushed (journaled).
-        record.shmid.set(shmid as u32);
-        record.addr.set(addr);
-        record.len.set(len);
+        record.shmid.set(piece.shmid as u32);
+        record.addr.set(piece.addr);
+        record.len.set(piece.len);
+        record.base.set(piece.base);
         let pushed = Txn::begin(self, &slot.lock).and_then(|mut own| {
             record.next.set(slot.attach_head.get());
             own.set(&slot.attach_head, at)?;
@@ -322,16 +344,19 @@ impl<'m, H: Host> Namespace<'m, H> {
         Ok(())
     }
 
-    /// The next record, segment, address and length of the attachment
-    /// record at `at`.
-    pub(crate) fn attachment_fields(&self, at: u32) -> Result<(u32, i32, u64, u64)> {
+    /// The next record, and the piece, of the attachment record at `at`.
+    pub(crate) fn attachment_fields(&self, at: u32) -> Result<(u32, Piece)> {
         let record = self.attachment(at)?;
-        Ok((
-            record.next.get(),
-            record.shmid.get() as i32,
-            record.addr.get(),
-            record.len.get(),
-        ))
+        Ok((record.next.get(), Self::piece(record)))
+    }
+
+    fn piece(record: &Attachment) -> Piece {
+        Piece {
+            shmid: record.shmid.get() as i32,
+            addr: record.addr.get(),
+            len: record.len.get(),
+            base: record.base.get(),
+        }
     }
 
     fn bytes_owner(shmid: i32) -> BlockOwner {
@@ -348,42 +373,86 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
     }
 
-    /// `shmdt`: ends this process's attachment at `addr` (`EINVAL` if none
-    /// starts there). The caller unmaps it, and destroys the segment's bytes
-    /// if it went.
-    pub fn shm_detach(&self, addr: u64) -> Result<Detached> {
+    /// `shmdt`: ends this process's attachment made at `addr` — every piece
+    /// left of it, even when the first is gone, as Linux finds the pieces by
+    /// their offset — calling `unmap(addr, len)` for each piece once its
+    /// record is gone. `EINVAL` if no piece of an attachment made at `addr`
+    /// is left. A segment removed meanwhile goes with its last attachment.
+    pub fn shm_detach(&self, addr: u64, unmap: &mut dyn FnMut(u64, u64)) -> Result<Detached> {
         let (me, pid) = self.identity()?;
         let slot = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
-        let (at, shmid, len) = self
-            .unlink_attachment(slot, |record| record.addr.get() == addr)?
+        let (at, first) = self
+            .unlink_attachment(slot, |piece| piece.base == addr)?
             .ok_or(Errno::EINVAL)?;
-        self.heap_free(at, Self::attachment_owner(shmid))?;
-        let destroyed = self.detached(shmid, Some(pid))?;
+        let mut len = 0;
+        let mut destroyed = false;
+        let mut next = Some((at, first));
+        while let Some((at, piece)) = next {
+            self.heap_free(at, Self::attachment_owner(piece.shmid))?;
+            unmap(piece.addr, piece.len);
+            len += piece.len;
+            destroyed |= self.detached(piece.shmid, Some(pid))?;
+            next = self.unlink_attachment(slot, |other| {
+                other.shmid == first.shmid && other.base == addr
+            })?;
+        }
         Ok(Detached {
-            shmid,
+            shmid: first.shmid,
             len,
             destroyed,
         })
     }
 
-    /// Ends every attachment of this process that lies wholly within
-    /// `addr..addr + len`, which a new mapping replaced (`SHM_REMAP`), as the
-    /// kernel's end with their mapping; returns how many.
-    pub fn shm_detach_within(&self, addr: u64, len: u64) -> Result<u32> {
+    /// A new mapping replaced `addr..addr + len` (`SHM_REMAP`): the pieces of
+    /// this process's attachments it covered end, and those it covered in
+    /// part are cut to what is left on either side, as the kernel splits and
+    /// closes mappings (stamping `shm_atime` for a split and `shm_dtime` for
+    /// an end). Returns how many pieces were touched.
+    pub fn shm_unmapped(&self, addr: u64, len: u64) -> Result<u32> {
         let (me, pid) = self.identity()?;
         let slot = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
         let end = addr.saturating_add(len);
-        let covered = |record: &Attachment| {
-            let start = record.addr.get();
-            start >= addr && start.saturating_add(record.len.get()) <= end
-        };
-        let mut ended = 0;
-        while let Some((at, shmid, _)) = self.unlink_attachment(slot, covered)? {
-            self.heap_free(at, Self::attachment_owner(shmid))?;
-            self.detached(shmid, Some(pid))?;
-            ended += 1;
+        let overlaps = |piece: &Piece| piece.addr < end && piece.end() > addr;
+        let mut touched = 0;
+        while let Some((at, piece)) = self.unlink_attachment(slot, overlaps)? {
+            let before = Piece {
+                len: addr.saturating_sub(piece.addr),
+                ..piece
+            };
+            let after = Piece {
+                addr: end,
+                len: piece.end().saturating_sub(end),
+                ..piece
+            };
+            let mut split = false;
+            for rest in [before, after] {
+                if rest.len > 0 && piece.addr <= rest.addr && rest.end() <= piece.end() {
+                    self.push_attachment(slot, rest)?;
+                    split = true;
+                }
+            }
+            self.heap_free(at, Self::attachment_owner(piece.shmid))?;
+            if split {
+                self.stamp_attach(piece.shmid, pid)?;
+            }
+            self.detached(piece.shmid, Some(pid))?;
+            touched += 1;
         }
-        Ok(ended)
+        Ok(touched)
+    }
+
+    /// Stamps `shm_atime` and `shm_lpid` of `shmid`, if it still exists.
+    fn stamp_attach(&self, shmid: i32, pid: u32) -> Result<()> {
+        let Ok(mut locked) = self.lock_object(Kind::Shm, shmid) else {
+            return Ok(());
+        };
+        let segment = Self::segment(&locked.object);
+        locked.txn.set(&segment.lpid, pid)?;
+        locked
+            .txn
+            .set64(&segment.atime, self.host.wall_clock() as u64)?;
+        locked.commit();
+        Ok(())
     }
 
     /// Ends every attachment of the process in `slot` (it exits, or execs);
@@ -392,13 +461,16 @@ impl<'m, H: Host> Namespace<'m, H> {
     pub(crate) fn settle_attachments(&self, slot: &'m ProcSlot, pid: Option<u32>) {
         let bound = self.layout.limits.heap_bytes / Attachment::SIZE;
         for _ in 0..bound {
-            let Ok(Some((at, shmid, _))) = self.unlink_attachment(slot, |_| true) else {
+            let Ok(Some((at, piece))) = self.unlink_attachment(slot, |_| true) else {
                 return;
             };
-            if self.heap_free(at, Self::attachment_owner(shmid)).is_err() {
+            if self
+                .heap_free(at, Self::attachment_owner(piece.shmid))
+                .is_err()
+            {
                 return;
             }
-            if self.detached(shmid, pid).is_err() {
+            if self.detached(piece.shmid, pid).is_err() {
                 return;
             }
         }
@@ -425,12 +497,12 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     /// Takes the first record of `slot`'s list that `which` picks off the
-    /// list: its offset, segment and length.
+    /// list: its offset and its piece.
     fn unlink_attachment(
         &self,
         slot: &'m ProcSlot,
-        which: impl Fn(&Attachment) -> bool,
-    ) -> Result<Option<(u32, i32, u64)>> {
+        which: impl Fn(&Piece) -> bool,
+    ) -> Result<Option<(u32, Piece)>> {
         let mut own = Txn::begin(self, &slot.lock)?;
         let bound = self.layout.limits.heap_bytes / Attachment::SIZE;
         let mut link = &slot.attach_head;
@@ -440,10 +512,11 @@ impl<'m, H: Host> Namespace<'m, H> {
                 return Ok(None);
             }
             let record = self.attachment(at)?;
-            if which(record) {
+            let piece = Self::piece(record);
+            if which(&piece) {
                 own.set(link, record.next.get())?;
                 own.commit();
-                return Ok(Some((at, record.shmid.get() as i32, record.len.get())));
+                return Ok(Some((at, piece)));
             }
             link = &record.next;
         }

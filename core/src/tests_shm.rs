@@ -108,13 +108,13 @@ fn attachments_count_across_processes_and_removal_waits_for_the_last() {
     assert_eq!((ds.nattch, ds.lpid), (2, 2));
     assert!(ds.atime > 0 && ds.dtime > 0);
 
-    assert_eq!(ns.shm_detach(0x10001), Err(Errno::EINVAL));
-    let detached = ns.shm_detach(0x10000).unwrap();
+    assert_eq!(ns.shm_detach(0x10001, &mut |_, _| {}), Err(Errno::EINVAL));
+    let detached = ns.shm_detach(0x10000, &mut |_, _| {}).unwrap();
     assert_eq!(
         (detached.shmid, detached.len, detached.destroyed),
         (id, 8192, false)
     );
-    assert_eq!(ns.shm_detach(0x10000), Err(Errno::EINVAL));
+    assert_eq!(ns.shm_detach(0x10000, &mut |_, _| {}), Err(Errno::EINVAL));
 
     // Removed while attached: marked, key freed, still usable by id.
     assert_eq!(ns.shm_remove(id, &USER), Ok(false));
@@ -124,9 +124,9 @@ fn attachments_count_across_processes_and_removal_waits_for_the_last() {
     assert_eq!(ds.perm.key, IPC_PRIVATE);
     assert_eq!(ns.shmget(7, 0, 0, &USER, make), Err(Errno::ENOENT));
     ns.shm_attached(id, 0x40000, 8192).unwrap();
-    assert!(!ns.shm_detach(0x40000).unwrap().destroyed);
+    assert!(!ns.shm_detach(0x40000, &mut |_, _| {}).unwrap().destroyed);
     // The last detach destroys it.
-    assert!(ns.shm_detach(0x20000).unwrap().destroyed);
+    assert!(ns.shm_detach(0x20000, &mut |_, _| {}).unwrap().destroyed);
     assert_eq!(ns.shm_stat(id, &USER), Err(Errno::EINVAL));
     assert_eq!(ns.shm_attached(id, 0x50000, 8192), Err(Errno::EIDRM));
     assert_eq!(ns.shm_usage().1, Default::default());
@@ -178,10 +178,14 @@ fn a_forked_child_inherits_attachments_and_exec_or_exit_ends_them() {
     assert_eq!(nattch(), 2);
     assert_eq!(parent.processes(), 2);
     let child = forking;
-    assert_eq!(child.shm_detach(0x1000).unwrap().shmid, id);
+    assert_eq!(child.shm_detach(0x1000, &mut |_, _| {}).unwrap().shmid, id);
     let ds = parent.shm_stat(id, &USER).unwrap();
     assert_eq!((ds.nattch, ds.lpid), (1, 2));
-    assert_eq!(child.shm_detach(0x1000), Err(Errno::EINVAL), "done once");
+    assert_eq!(
+        child.shm_detach(0x1000, &mut |_, _| {}),
+        Err(Errno::EINVAL),
+        "done once"
+    );
 
     // A failed fork gives the copies up.
     let reserved = parent.fork_prepare().unwrap().unwrap();
@@ -242,7 +246,7 @@ fn segments_placed_in_the_arena_are_zeroed_shared_and_freed() {
     assert_eq!(seen, 0xfeed);
     assert!(ns.heap_used() >= before + 10_000);
     assert_eq!(ns.shm_remove(id, &USER), Ok(false));
-    assert!(ns.shm_detach(at as u64).unwrap().destroyed);
+    assert!(ns.shm_detach(at as u64, &mut |_, _| {}).unwrap().destroyed);
     assert_eq!(ns.heap_used(), before);
     // Too big for the heap: the call fails and leaves nothing.
     assert_eq!(
@@ -251,5 +255,48 @@ fn segments_placed_in_the_arena_are_zeroed_shared_and_freed() {
     );
     assert_eq!(ns.shm_usage().1.used_ids, 0);
     assert_eq!(ns.heap_used(), before);
+    assert_clean(&ns);
+}
+
+#[test]
+fn a_mapping_over_part_of_an_attachment_leaves_pieces_ended_together() {
+    let ns = Namespace::create(leaked_arena(), &small_limits(), TestHost::family()).unwrap();
+    let id = ns
+        .shmget(IPC_PRIVATE, 3 * 4096, IPC_CREAT | 0o600, &USER, make)
+        .unwrap();
+    let nattch = || ns.shm_stat(id, &USER).unwrap().nattch;
+    let detach = |addr: u64| {
+        let mut unmapped = Vec::new();
+        let result = ns.shm_detach(addr, &mut |at, len| unmapped.push((at, len)));
+        unmapped.sort();
+        result.map(|_| unmapped)
+    };
+    // Over the end: the head stays, one piece.
+    ns.shm_attached(id, 0x10000, 0x3000).unwrap();
+    assert_eq!(ns.shm_unmapped(0x12000, 0x1000), Ok(1));
+    assert_eq!(nattch(), 1);
+    assert!(ns.shm_stat(id, &USER).unwrap().dtime > 0);
+    assert_eq!(detach(0x10000), Ok(vec![(0x10000, 0x2000)]));
+    // Over the middle: two pieces, both ended by the base, neither by its own start.
+    ns.shm_attached(id, 0x20000, 0x3000).unwrap();
+    assert_eq!(ns.shm_unmapped(0x21000, 0x1000), Ok(1));
+    assert_eq!(nattch(), 2);
+    assert_eq!(detach(0x22000), Err(Errno::EINVAL));
+    assert_eq!(
+        detach(0x20000),
+        Ok(vec![(0x20000, 0x1000), (0x22000, 0x1000)])
+    );
+    assert_eq!(nattch(), 0);
+    // Over the start: the rest counts, and is ended by the base still.
+    ns.shm_attached(id, 0x30000, 0x3000).unwrap();
+    assert_eq!(ns.shm_unmapped(0x2f000, 0x2000), Ok(1));
+    assert_eq!(nattch(), 1);
+    assert_eq!(detach(0x31000), Err(Errno::EINVAL));
+    assert_eq!(detach(0x30000), Ok(vec![(0x31000, 0x2000)]));
+    ns.shm_attached(id, 0x30000, 0x3000).unwrap();
+    // Wholly covered: gone; a removed segment goes with it.
+    assert_eq!(ns.shm_remove(id, &USER), Ok(false));
+    assert_eq!(ns.shm_unmapped(0x0, 0x100000), Ok(1));
+    assert_eq!(ns.shm_stat(id, &USER), Err(Errno::EINVAL));
     assert_clean(&ns);
 }

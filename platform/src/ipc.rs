@@ -309,7 +309,7 @@ impl Ipc {
         if flags & SHM_REMAP != 0 {
             // Attachments the new mapping covered wholly are gone, as the
             // kernel's are when their mapping is replaced.
-            self.ns.shm_detach_within(mapped as u64, len as u64)?;
+            self.ns.shm_unmapped(mapped as u64, len as u64)?;
         }
         if let Err(err) = self.ns.shm_attached(shmid, mapped as u64, len as u64) {
             segments::unmap(mapped, len);
@@ -320,8 +320,9 @@ impl Ipc {
 
     fn detach(&self, addr: usize) -> Result<(), Errno> {
         let _held = lifecycle::hold_attachments();
-        let detached = self.ns.shm_detach(addr as u64)?;
-        segments::unmap(addr, detached.len as usize);
+        self.ns.shm_detach(addr as u64, &mut |start, len| {
+            segments::unmap(start as usize, len as usize)
+        })?;
         Ok(())
     }
 
@@ -362,9 +363,14 @@ impl Ipc {
         self.ns.shm_info()
     }
 
-    /// `shmctl(SHM_INFO)`.
+    /// `shmctl(SHM_INFO)`: `shm_rss` counts the pages the segments' files
+    /// hold, as the kernel counts the pages its segments have touched.
     pub fn shmctl_usage(&self) -> (i32, ShmUsage) {
-        self.ns.shm_usage()
+        let (index, mut usage) = self.ns.shm_usage();
+        if let Some(segments) = self.ns.host().segments() {
+            usage.shm_rss = segments.resident_pages();
+        }
+        (index, usage)
     }
 }
 

@@ -11,7 +11,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -33,6 +33,7 @@ const KEPT: usize = 16;
 #[derive(Debug)]
 pub struct SegmentFiles {
     dir: OwnedFd,
+    dir_path: PathBuf,
     arena_name: Vec<u8>,
     made: Mutex<Vec<(u64, OwnedFd)>>,
 }
@@ -79,6 +80,7 @@ impl SegmentFiles {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
+        let dir_path = dir.to_path_buf();
         let dir = CString::new(dir.as_os_str().as_bytes())?;
         let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
         // SAFETY: `dir` is a NUL-terminated string.
@@ -90,6 +92,7 @@ impl SegmentFiles {
         Ok(SegmentFiles {
             // SAFETY: `fd` was just opened and is owned by nothing else.
             dir: unsafe { OwnedFd::from_raw_fd(fd) },
+            dir_path,
             arena_name,
             made: Mutex::new(Vec::new()),
         })
@@ -242,24 +245,53 @@ impl SegmentFiles {
         map(&fd, at, len, flags, exec)
     }
 
+    /// Pages the arena's segment files hold in memory (`shm_rss`): tmpfs
+    /// allocates a page at its first touch, and the file's blocks say how
+    /// many it has.
+    pub fn resident_pages(&self) -> u64 {
+        let mut pages = 0;
+        self.each_file(|name| {
+            // SAFETY: `stat` is plain data for fstatat to fill.
+            let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: `name` is a NUL-terminated file name in the directory;
+            // `stat` is valid to write.
+            let found = unsafe {
+                libc::fstatat(
+                    self.dir.as_raw_fd(),
+                    name.as_ptr(),
+                    &mut stat,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            } == 0;
+            if found {
+                pages += (stat.st_blocks as u64 * 512).div_ceil(PAGE_SIZE);
+            }
+        });
+        pages
+    }
+
+    /// Calls `each` with the name of every segment file of the arena.
+    fn each_file(&self, mut each: impl FnMut(&Name)) {
+        let Ok(entries) = std::fs::read_dir(&self.dir_path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if let Some(shmid) = segment_of(&self.arena_name, entry.file_name().as_bytes()) {
+                each(&self.name(shmid));
+            }
+        }
+    }
+
     /// Removes every segment file of the arena at `arena` (when the arena
     /// itself goes).
     pub fn remove_all(arena: &Path) {
         let Ok(files) = SegmentFiles::for_arena(arena) else {
             return;
         };
-        let dir = match arena.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            if let Some(shmid) = segment_of(&files.arena_name, entry.file_name().as_bytes()) {
-                files.remove(shmid, 0);
-            }
-        }
+        files.each_file(|name| {
+            // SAFETY: `name` is a NUL-terminated file name in the directory.
+            unsafe { libc::unlinkat(files.dir.as_raw_fd(), name.as_ptr(), 0) };
+        });
     }
 }
 
