@@ -14,6 +14,12 @@
 //! - `registry`: the processes using the arena.
 //! - `check`: every invariant, verified ([`Namespace::check`]).
 //! - [`sem`]: semaphore sets ([`Namespace::semget`], [`Namespace::semtimedop`], `semctl`).
+//! - [`msg`]: message queues ([`Namespace::msgsnd`], [`Namespace::msgrcv`], `msgctl`).
+//! - [`shm`]: shared memory bookkeeping ([`Namespace::shmget`],
+//!   [`Namespace::shm_attached`], [`Namespace::shm_detach`], `shmctl`); the
+//!   platform maps the bytes.
+//! - `lifecycle`: fork, exec and exit ([`Namespace::fork_prepare`],
+//!   [`Namespace::exit`]).
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 

@@ -412,7 +412,7 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
     }
 
     /// Lends the journal `capacity` more entries at arena offset `entries`
-    /// (an array of [`JournalEntry`] the caller owns until the section ends),
+    /// (an array of `JournalEntry` the caller owns until the section ends),
     /// for a section that changes more words than the lock's inline journal
     /// holds. Only while the inline journal is not yet full.
     pub fn lend_overflow(&mut self, entries: u32, capacity: u32) -> Result<()> {

@@ -6,8 +6,11 @@
 //!
 //! - Linux ([`linux`]): shared futexes (`FUTEX_WAIT_BITSET`, absolute
 //!   `CLOCK_MONOTONIC` deadlines, never `FUTEX_PRIVATE_FLAG`), process
-//!   identity from `/proc`, and arenas kept in `mmap`'d files on tmpfs.
-//! - [`Ipc`]: the safe Rust API, one method per System V call.
+//!   identity from `/proc`, arenas kept in `mmap`'d files on tmpfs, shared
+//!   memory segments as files beside them, and the fork and exit handlers
+//!   that keep attachment counts and `SEM_UNDO` exact.
+//! - [`Ipc`]: the safe Rust API, one method per System V call, and
+//!   [`Attachment`], a shared memory attachment that detaches when dropped.
 #![deny(missing_docs)]
 
 #[cfg(target_os = "linux")]
@@ -16,7 +19,7 @@ mod ipc;
 pub mod linux;
 
 #[cfg(target_os = "linux")]
-pub use ipc::Ipc;
+pub use ipc::{Attachment, Ipc};
 #[cfg(target_os = "linux")]
 pub use linux::{default_arena_path, ArenaError, ArenaFile, Credentials, LinuxHost, ARENA_ENV};
 pub use usysv_core;

@@ -119,7 +119,7 @@ impl SegmentFiles {
     /// Makes the file of new segment `shmid`: `size` bytes, rounded up to
     /// whole pages, zero-filled, with the permission bits of `perm`, after
     /// the checks Linux makes of the memory behind a segment (see
-    /// [`memory_for`]; `flags` are `shmget`'s). A stale file of this name
+    /// `memory_for`; `flags` are `shmget`'s). A stale file of this name
     /// (left by a process that died) is replaced; a failure is `ENOMEM`
     /// (`ENOSPC` when the filesystem is full), as the kernel reports a
     /// segment it cannot back.
@@ -205,7 +205,7 @@ impl SegmentFiles {
         }
     }
 
-    /// Maps segment `shmid`'s file (see [`map`]): the one this process
+    /// Maps segment `shmid`'s file (see `map`): the one this process
     /// made and kept, if `token` names it, else the file opened read-only or
     /// read-write, as the kernel lets this process (`EACCES`). A file
     /// already gone means the segment went: `EINVAL`, as for an id that names
