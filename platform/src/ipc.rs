@@ -277,8 +277,8 @@ impl Ipc {
         Ok(self.attach(shmid, addr, flags)?.0 as *mut u8)
     }
 
-    /// `shmdt(2)` with the C interface: ends the attachment that starts at
-    /// `addr` (`EINVAL` if none does) and unmaps it.
+    /// `shmdt(2)` with the C interface: ends the attachment made at `addr`
+    /// (`EINVAL` if there is none) and unmaps it, every piece of it.
     ///
     /// # Safety
     ///
@@ -307,8 +307,8 @@ impl Ipc {
             self.segments()?
                 .map(shmid, info.token, at, len, flags, flags & SHM_EXEC != 0)?;
         if flags & SHM_REMAP != 0 {
-            // Attachments the new mapping covered wholly are gone, as the
-            // kernel's are when their mapping is replaced.
+            // What the new mapping covered of earlier attachments is gone,
+            // as the kernel's mappings are when replaced.
             self.ns.shm_unmapped(mapped as u64, len as u64)?;
         }
         if let Err(err) = self.ns.shm_attached(shmid, mapped as u64, len as u64) {
