@@ -317,6 +317,70 @@ pub fn transcript(
     })
 }
 
+/// How a differential transcript names what differs between the kernel and
+/// usysv: an object by a token in order of appearance (`PREFIX0`, …), a key
+/// likewise (`k0`, …), and a time by whether it is `0` or `now`.
+pub struct Names {
+    prefix: &'static str,
+    ids: Vec<i32>,
+    keys: Vec<i32>,
+    start: i64,
+}
+
+impl Names {
+    /// Names for a run starting now, objects named `prefix0`, `prefix1`, …
+    pub fn new(prefix: &'static str) -> Names {
+        Names {
+            prefix,
+            ids: Vec::new(),
+            keys: Vec::new(),
+            start: now(),
+        }
+    }
+
+    /// Gives `id` (a call's result) the next token, unless it has one.
+    pub fn learn_id(&mut self, id: i32) {
+        if !self.ids.contains(&id) {
+            self.ids.push(id);
+        }
+    }
+
+    /// Gives `key` (one the run made) the next token.
+    pub fn learn_key(&mut self, key: i32) {
+        self.keys.push(key);
+    }
+
+    /// An object's token (or the number itself, for ids no call returned).
+    pub fn id(&self, id: i32) -> String {
+        match self.ids.iter().position(|&known| known == id) {
+            Some(index) => format!("{}{index}", self.prefix),
+            None => id.to_string(),
+        }
+    }
+
+    /// A key's token, `PRIVATE`, or the number itself.
+    pub fn key(&self, key: i32) -> String {
+        if key == usysv_platform::usysv_core::perm::IPC_PRIVATE {
+            return "PRIVATE".into();
+        }
+        match self.keys.iter().position(|&known| known == key) {
+            Some(index) => format!("k{index}"),
+            None => format!("key {key}"),
+        }
+    }
+
+    /// `0`, `now` (since the run began), or the number.
+    pub fn time(&self, time: i64) -> String {
+        if time == 0 {
+            "0".into()
+        } else if time >= self.start && time <= now() {
+            "now".into()
+        } else {
+            format!("{time} (neither 0 nor now)")
+        }
+    }
+}
+
 /// Fails with the differing lines of the kernel's and usysv's transcripts,
 /// each with the lines before it (at most the first 30 differences).
 pub fn assert_same(kernel: &[String], usysv: &[String]) {

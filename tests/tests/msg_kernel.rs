@@ -400,7 +400,7 @@ impl SysV for Usysv {
 // ---------------------------------------------------------------------------
 // Transcripts.
 
-use usysv_tests::{errno_name, euid_egid, my_pid, now};
+use usysv_tests::{errno_name, euid_egid, my_pid, now, Names};
 
 /// FNV-1a, 32 bits.
 fn fnv(data: &[u8]) -> u32 {
@@ -454,9 +454,7 @@ fn bytes(seed: u64, len: usize) -> Vec<u8> {
 struct Run<'w, W: SysV> {
     w: &'w W,
     lines: Vec<String>,
-    ids: Vec<i32>,
-    keys: Vec<i32>,
-    start: i64,
+    names: Names,
     /// The step of a random run, shown before each line.
     step: Option<usize>,
 }
@@ -466,9 +464,7 @@ impl<'w, W: SysV> Run<'w, W> {
         Run {
             w,
             lines: Vec::new(),
-            ids: Vec::new(),
-            keys: Vec::new(),
-            start: now(),
+            names: Names::new("q"),
             step: None,
         }
     }
@@ -482,34 +478,6 @@ impl<'w, W: SysV> Run<'w, W> {
             eprintln!("{}: {line}", self.w.name());
         }
         self.lines.push(line);
-    }
-
-    /// A queue's token (or the number itself, for ids no call returned).
-    fn id(&self, id: i32) -> String {
-        match self.ids.iter().position(|&known| known == id) {
-            Some(index) => format!("q{index}"),
-            None => id.to_string(),
-        }
-    }
-
-    fn key_name(&self, key: i32) -> String {
-        if key == IPC_PRIVATE {
-            return "PRIVATE".into();
-        }
-        match self.keys.iter().position(|&known| known == key) {
-            Some(index) => format!("k{index}"),
-            None => format!("key {key}"),
-        }
-    }
-
-    fn time(&self, time: i64) -> String {
-        if time == 0 {
-            "0".into()
-        } else if time >= self.start && time <= now() {
-            "now".into()
-        } else {
-            format!("{time} (neither 0 nor now)")
-        }
     }
 
     fn pid(pid: i32) -> &'static str {
@@ -529,7 +497,7 @@ impl<'w, W: SysV> Run<'w, W> {
 
     fn new_key(&mut self) -> i32 {
         let key = self.w.new_key();
-        self.keys.push(key);
+        self.names.learn_key(key);
         key
     }
 
@@ -537,15 +505,13 @@ impl<'w, W: SysV> Run<'w, W> {
     fn msgget(&mut self, key: i32, flags: i32) -> i32 {
         let result = self.w.msgget(key, flags);
         if let Ok(id) = result {
-            if !self.ids.contains(&id) {
-                self.ids.push(id);
-            }
+            self.names.learn_id(id);
         }
         let shown = match result {
-            Ok(id) => self.id(id),
+            Ok(id) => self.names.id(id),
             Err(errno) => errno_name(errno),
         };
-        let key = self.key_name(key);
+        let key = self.names.key(key);
         self.note(format!("msgget({key}, {flags:#o}) = {shown}"));
         result.unwrap_or(-1)
     }
@@ -560,7 +526,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let result = self.w.msgsnd(id, mtype, data, flags);
         let line = format!(
             "msgsnd({}, type {mtype}, {}, {}) = {}",
-            self.id(id),
+            self.names.id(id),
             text(data),
             flags_text(flags),
             Self::done(&result)
@@ -578,7 +544,7 @@ impl<'w, W: SysV> Run<'w, W> {
         };
         let line = format!(
             "msgrcv({}, bufsz {bufsz}, msgtyp {msgtyp}, {}) = {shown}",
-            self.id(id),
+            self.names.id(id),
             flags_text(flags),
         );
         self.note(line);
@@ -601,7 +567,7 @@ impl<'w, W: SysV> Run<'w, W> {
             Ok(s) => format!(
                 "key={} uid={} gid={} cuid={} cgid={} mode={:#o} qnum={} cbytes={} \
                  qbytes={} lspid={} lrpid={} stime={} rtime={} ctime={}",
-                self.key_name(s.key),
+                self.names.key(s.key),
                 s.uid,
                 s.gid,
                 s.cuid,
@@ -612,13 +578,13 @@ impl<'w, W: SysV> Run<'w, W> {
                 s.qbytes,
                 Self::pid(s.lspid),
                 Self::pid(s.lrpid),
-                self.time(s.stime),
-                self.time(s.rtime),
-                self.time(s.ctime),
+                self.names.time(s.stime),
+                self.names.time(s.rtime),
+                self.names.time(s.ctime),
             ),
             Err(errno) => errno_name(*errno),
         };
-        let line = format!("IPC_STAT({}) = {shown}", self.id(id));
+        let line = format!("IPC_STAT({}) = {shown}", self.names.id(id));
         self.note(line);
         result.ok()
     }
@@ -627,7 +593,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let result = self.w.set(id, uid, gid, mode, qbytes);
         let line = format!(
             "IPC_SET({}, uid {uid}, gid {gid}, mode {mode:#o}, qbytes {qbytes}) = {}",
-            self.id(id),
+            self.names.id(id),
             Self::done(&result)
         );
         self.note(line);
@@ -641,7 +607,7 @@ impl<'w, W: SysV> Run<'w, W> {
 
     fn rmid(&mut self, id: i32) {
         let result = self.w.rmid(id);
-        let line = format!("IPC_RMID({}) = {}", self.id(id), Self::done(&result));
+        let line = format!("IPC_RMID({}) = {}", self.names.id(id), Self::done(&result));
         self.note(line);
     }
 

@@ -399,7 +399,7 @@ impl SysV for Usysv {
 // ---------------------------------------------------------------------------
 // Transcripts.
 
-use usysv_tests::{errno_name, euid_egid, my_pid, now};
+use usysv_tests::{errno_name, euid_egid, my_pid, Names};
 
 /// An operation.
 fn op(num: u16, op: i16) -> SemBuf {
@@ -442,9 +442,7 @@ fn ops_text(ops: &[SemBuf]) -> String {
 struct Run<'w, W: SysV> {
     w: &'w W,
     lines: Vec<String>,
-    ids: Vec<i32>,
-    keys: Vec<i32>,
-    start: i64,
+    names: Names,
 }
 
 impl<'w, W: SysV> Run<'w, W> {
@@ -452,9 +450,7 @@ impl<'w, W: SysV> Run<'w, W> {
         Run {
             w,
             lines: Vec::new(),
-            ids: Vec::new(),
-            keys: Vec::new(),
-            start: now(),
+            names: Names::new("set"),
         }
     }
 
@@ -464,34 +460,6 @@ impl<'w, W: SysV> Run<'w, W> {
             eprintln!("{}: {line}", self.w.name());
         }
         self.lines.push(line);
-    }
-
-    /// A set's token (or the number itself, for ids no call returned).
-    fn id(&self, id: i32) -> String {
-        match self.ids.iter().position(|&known| known == id) {
-            Some(index) => format!("set{index}"),
-            None => id.to_string(),
-        }
-    }
-
-    fn key_name(&self, key: i32) -> String {
-        if key == IPC_PRIVATE {
-            return "PRIVATE".into();
-        }
-        match self.keys.iter().position(|&known| known == key) {
-            Some(index) => format!("k{index}"),
-            None => format!("key {key}"),
-        }
-    }
-
-    fn time(&self, time: i64) -> String {
-        if time == 0 {
-            "0".into()
-        } else if time >= self.start && time <= now() {
-            "now".into()
-        } else {
-            format!("{time} (neither 0 nor now)")
-        }
     }
 
     fn result<T: Display>(result: &R<T>) -> String {
@@ -510,7 +478,7 @@ impl<'w, W: SysV> Run<'w, W> {
 
     fn new_key(&mut self) -> i32 {
         let key = self.w.new_key();
-        self.keys.push(key);
+        self.names.learn_key(key);
         key
     }
 
@@ -518,15 +486,13 @@ impl<'w, W: SysV> Run<'w, W> {
     fn semget(&mut self, key: i32, nsems: i32, flags: i32) -> i32 {
         let result = self.w.semget(key, nsems, flags);
         if let Ok(id) = result {
-            if !self.ids.contains(&id) {
-                self.ids.push(id);
-            }
+            self.names.learn_id(id);
         }
         let shown = match result {
-            Ok(id) => self.id(id),
+            Ok(id) => self.names.id(id),
             Err(errno) => errno_name(errno),
         };
-        let key = self.key_name(key);
+        let key = self.names.key(key);
         self.note(format!("semget({key}, {nsems}, {flags:#o}) = {shown}"));
         result.unwrap_or(-1)
     }
@@ -535,7 +501,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let result = self.w.semop(id, ops);
         let line = format!(
             "semop({}, {}) = {}",
-            self.id(id),
+            self.names.id(id),
             ops_text(ops),
             Self::done(&result)
         );
@@ -546,7 +512,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let result = self.w.semtimedop(id, ops, sec, nsec);
         let line = format!(
             "semtimedop({}, {}, {sec}s {nsec}ns) = {}",
-            self.id(id),
+            self.names.id(id),
             ops_text(ops),
             Self::done(&result)
         );
@@ -567,7 +533,7 @@ impl<'w, W: SysV> Run<'w, W> {
             Query::Ncnt => "GETNCNT",
             Query::Zcnt => "GETZCNT",
         };
-        let line = format!("{name}({}, {num}) = {shown}", self.id(id));
+        let line = format!("{name}({}, {num}) = {shown}", self.names.id(id));
         self.note(line);
     }
 
@@ -590,7 +556,7 @@ impl<'w, W: SysV> Run<'w, W> {
             Ok(values) => format!("{values:?}"),
             Err(errno) => errno_name(*errno),
         };
-        let line = format!("GETALL({}) = {shown}", self.id(id));
+        let line = format!("GETALL({}) = {shown}", self.names.id(id));
         self.note(line);
     }
 
@@ -598,7 +564,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let result = self.w.setval(id, num, value);
         let line = format!(
             "SETVAL({}, {num}, {value}) = {}",
-            self.id(id),
+            self.names.id(id),
             Self::done(&result)
         );
         self.note(line);
@@ -608,7 +574,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let result = self.w.setall(id, values);
         let line = format!(
             "SETALL({}, {values:?}) = {}",
-            self.id(id),
+            self.names.id(id),
             Self::done(&result)
         );
         self.note(line);
@@ -619,19 +585,19 @@ impl<'w, W: SysV> Run<'w, W> {
         let shown = match &result {
             Ok(s) => format!(
                 "key={} uid={} gid={} cuid={} cgid={} mode={:#o} nsems={} otime={} ctime={}",
-                self.key_name(s.key),
+                self.names.key(s.key),
                 s.uid,
                 s.gid,
                 s.cuid,
                 s.cgid,
                 s.mode,
                 s.nsems,
-                self.time(s.otime),
-                self.time(s.ctime),
+                self.names.time(s.otime),
+                self.names.time(s.ctime),
             ),
             Err(errno) => errno_name(*errno),
         };
-        let line = format!("IPC_STAT({}) = {shown}", self.id(id));
+        let line = format!("IPC_STAT({}) = {shown}", self.names.id(id));
         self.note(line);
     }
 
@@ -639,7 +605,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let result = self.w.set(id, uid, gid, mode);
         let line = format!(
             "IPC_SET({}, uid {uid}, gid {gid}, mode {mode:#o}) = {}",
-            self.id(id),
+            self.names.id(id),
             Self::done(&result)
         );
         self.note(line);
@@ -653,7 +619,7 @@ impl<'w, W: SysV> Run<'w, W> {
 
     fn rmid(&mut self, id: i32) {
         let result = self.w.rmid(id);
-        let line = format!("IPC_RMID({}) = {}", self.id(id), Self::done(&result));
+        let line = format!("IPC_RMID({}) = {}", self.names.id(id), Self::done(&result));
         self.note(line);
     }
 

@@ -43,7 +43,7 @@ use usysv_platform::usysv_core::shm::{PAGE_SIZE, SHM_EXEC, SHM_RDONLY, SHM_REMAP
 use usysv_platform::usysv_core::{Errno, Limits, DEFAULT_LIMITS};
 use usysv_platform::Ipc;
 use usysv_tests::kernel::{checked, last_errno};
-use usysv_tests::{errno_name, euid_egid, my_pid, now, Rng, TempDir, Watchdog};
+use usysv_tests::{errno_name, euid_egid, my_pid, now, Names, Rng, TempDir, Watchdog};
 
 /// A call's result: the value, or the errno.
 type R<T> = Result<T, i32>;
@@ -744,14 +744,12 @@ struct Forked {
 struct Run<'w, W: SysV> {
     w: &'w W,
     lines: Vec<String>,
-    ids: Vec<i32>,
-    keys: Vec<i32>,
+    names: Names,
     /// Named addresses, newest last: stretches (`free0`, …) and attachments
     /// at addresses the system chose (`at0`, …).
     places: Vec<(usize, String)>,
     stretches: usize,
     chosen: usize,
-    start: i64,
 }
 
 impl<'w, W: SysV> Run<'w, W> {
@@ -759,12 +757,10 @@ impl<'w, W: SysV> Run<'w, W> {
         Run {
             w,
             lines: Vec::new(),
-            ids: Vec::new(),
-            keys: Vec::new(),
+            names: Names::new("s"),
             places: Vec::new(),
             stretches: 0,
             chosen: 0,
-            start: now(),
         }
     }
 
@@ -774,34 +770,6 @@ impl<'w, W: SysV> Run<'w, W> {
             eprintln!("{}: {line}", self.w.name());
         }
         self.lines.push(line);
-    }
-
-    /// A segment's token (or the number itself, for ids no call returned).
-    fn id(&self, id: i32) -> String {
-        match self.ids.iter().position(|&known| known == id) {
-            Some(index) => format!("s{index}"),
-            None => id.to_string(),
-        }
-    }
-
-    fn key_name(&self, key: i32) -> String {
-        if key == IPC_PRIVATE {
-            return "PRIVATE".into();
-        }
-        match self.keys.iter().position(|&known| known == key) {
-            Some(index) => format!("k{index}"),
-            None => format!("key {key}"),
-        }
-    }
-
-    fn time(&self, time: i64) -> String {
-        if time == 0 {
-            "0".into()
-        } else if time >= self.start && time <= now() {
-            "now".into()
-        } else {
-            format!("{time} (neither 0 nor now)")
-        }
     }
 
     /// An address: a named one, or an offset from the nearest named one.
@@ -840,7 +808,7 @@ impl<'w, W: SysV> Run<'w, W> {
         format!(
             "key={} uid={} gid={} cuid={} cgid={} mode={:#o} segsz={} nattch={} cpid={} \
              lpid={} atime={} dtime={} ctime={}",
-            self.key_name(s.key),
+            self.names.key(s.key),
             s.uid,
             s.gid,
             s.cuid,
@@ -850,15 +818,15 @@ impl<'w, W: SysV> Run<'w, W> {
             s.nattch,
             pid_name(s.cpid),
             pid_name(s.lpid),
-            self.time(s.atime),
-            self.time(s.dtime),
-            self.time(s.ctime),
+            self.names.time(s.atime),
+            self.names.time(s.dtime),
+            self.names.time(s.ctime),
         )
     }
 
     fn new_key(&mut self) -> i32 {
         let key = self.w.new_key();
-        self.keys.push(key);
+        self.names.learn_key(key);
         key
     }
 
@@ -875,15 +843,13 @@ impl<'w, W: SysV> Run<'w, W> {
     fn shmget(&mut self, key: i32, size: usize, flags: i32) -> i32 {
         let result = self.w.shmget(key, size, flags);
         if let Ok(id) = result {
-            if !self.ids.contains(&id) {
-                self.ids.push(id);
-            }
+            self.names.learn_id(id);
         }
         let shown = match result {
-            Ok(id) => self.id(id),
+            Ok(id) => self.names.id(id),
             Err(errno) => errno_name(errno),
         };
-        let key = self.key_name(key);
+        let key = self.names.key(key);
         self.note(format!("shmget({key}, {size}, {flags:#o}) = {shown}"));
         result.unwrap_or(-1)
     }
@@ -913,7 +879,7 @@ impl<'w, W: SysV> Run<'w, W> {
         };
         let line = format!(
             "shmat({}, {asked}, {}) = {shown}",
-            self.id(id),
+            self.names.id(id),
             at_flags(flags)
         );
         self.note(line);
@@ -934,7 +900,7 @@ impl<'w, W: SysV> Run<'w, W> {
             Ok(s) => self.stat_text(s),
             Err(errno) => errno_name(*errno),
         };
-        let line = format!("IPC_STAT({}) = {shown}", self.id(id));
+        let line = format!("IPC_STAT({}) = {shown}", self.names.id(id));
         self.note(line);
         result.ok()
     }
@@ -943,7 +909,7 @@ impl<'w, W: SysV> Run<'w, W> {
     fn stat_index(&mut self, what: &str, index: i32, any: bool) {
         let result = self.w.stat_index(index, any);
         let shown = match &result {
-            Ok((id, s)) => format!("{}: {}", self.id(*id), self.stat_text(s)),
+            Ok((id, s)) => format!("{}: {}", self.names.id(*id), self.stat_text(s)),
             Err(errno) => errno_name(*errno),
         };
         let cmd = if any { "SHM_STAT_ANY" } else { "SHM_STAT" };
@@ -954,7 +920,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let result = self.w.set(id, uid, gid, mode);
         let line = format!(
             "IPC_SET({}, uid {uid}, gid {gid}, mode {mode:#o}) = {}",
-            self.id(id),
+            self.names.id(id),
             done(&result)
         );
         self.note(line);
@@ -968,14 +934,14 @@ impl<'w, W: SysV> Run<'w, W> {
 
     fn rmid(&mut self, id: i32) {
         let result = self.w.rmid(id);
-        let line = format!("IPC_RMID({}) = {}", self.id(id), done(&result));
+        let line = format!("IPC_RMID({}) = {}", self.names.id(id), done(&result));
         self.note(line);
     }
 
     fn lock(&mut self, id: i32, lock: bool) {
         let result = self.w.lock(id, lock);
         let cmd = if lock { "SHM_LOCK" } else { "SHM_UNLOCK" };
-        let line = format!("{cmd}({}) = {}", self.id(id), done(&result));
+        let line = format!("{cmd}({}) = {}", self.names.id(id), done(&result));
         self.note(line);
     }
 
