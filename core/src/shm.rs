@@ -379,16 +379,26 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// record is gone. `EINVAL` if no piece of an attachment made at `addr`
     /// is left. A segment removed meanwhile goes with its last attachment.
     pub fn shm_detach(&self, addr: u64, unmap: &mut dyn FnMut(u64, u64)) -> Result<Detached> {
+        self.reap_dead_attachments();
         let (me, pid) = self.identity()?;
         let slot = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
         let (at, first) = self
             .unlink_attachment(slot, |piece| piece.base == addr)?
             .ok_or(Errno::EINVAL)?;
+        // The pieces are read from the arena: unmap only what an attachment
+        // of this segment made at `addr` can span.
+        let span = self.mapped_span(first.shmid)?;
         let mut len = 0;
         let mut destroyed = false;
         let mut next = Some((at, first));
         while let Some((at, piece)) = next {
             self.heap_free(at, Self::attachment_owner(piece.shmid))?;
+            let inside = piece.addr >= addr
+                && piece.addr - addr < span
+                && piece.len <= span - (piece.addr - addr);
+            if !inside {
+                return Err(Errno::CORRUPT);
+            }
             unmap(piece.addr, piece.len);
             len += piece.len;
             destroyed |= self.detached(piece.shmid, Some(pid))?;
@@ -409,6 +419,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// closes mappings (stamping `shm_atime` for a split and `shm_dtime` for
     /// an end). Returns how many pieces were touched.
     pub fn shm_unmapped(&self, addr: u64, len: u64) -> Result<u32> {
+        self.reap_dead_attachments();
         let (me, pid) = self.identity()?;
         let slot = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
         let end = addr.saturating_add(len);
@@ -439,6 +450,16 @@ impl<'m, H: Host> Namespace<'m, H> {
             touched += 1;
         }
         Ok(touched)
+    }
+
+    /// The most bytes an attachment of `shmid` spans: its size in whole
+    /// pages.
+    fn mapped_span(&self, shmid: i32) -> Result<u64> {
+        let locked = self
+            .lock_object(Kind::Shm, shmid)
+            .map_err(|_| Errno::CORRUPT)?;
+        let segsz = Self::segment(&locked.object).segsz.get();
+        pages(segsz).checked_mul(PAGE_SIZE).ok_or(Errno::CORRUPT)
     }
 
     /// Stamps `shm_atime` and `shm_lpid` of `shmid`, if it still exists.
@@ -478,8 +499,10 @@ impl<'m, H: Host> Namespace<'m, H> {
 
     /// Ends the attachments of every registered process that has died
     /// without leaving (killed, or gone by `_exit`), stamping each segment
-    /// with its pid, as the kernel's exit would have. Run before attachments
-    /// are counted; a process is asked about only when it has attachments.
+    /// with its pid, as the kernel's exit would have. Run at the start of
+    /// every call that counts attachments (never inside one, so settling
+    /// never comes back here); a process is asked about only when it has
+    /// attachments.
     fn reap_dead_attachments(&self) {
         let me = self.identity().ok().map(|(tag, _)| tag);
         for (index, process) in self.registry.live_slots() {
@@ -562,7 +585,6 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// the segment locked); otherwise marks it `SHM_DEST`. `cred` is checked
     /// for ownership when given (`IPC_RMID`).
     fn destroy_if_unattached(&self, shmid: i32, cred: Option<&Cred<'_>>) -> Result<bool> {
-        self.reap_dead_attachments();
         let (mut bytes, mut token) = (0, 0);
         let gone = self.ipc_remove_or_keep(Kind::Shm, shmid, cred, |txn, object| {
             if self.attachments(shmid)? > 0 {
@@ -678,6 +700,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         if shmid < 0 {
             return Err(Errno::EINVAL);
         }
+        self.reap_dead_attachments();
         self.destroy_if_unattached(shmid, Some(cred))
     }
 

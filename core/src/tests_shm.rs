@@ -300,3 +300,29 @@ fn a_mapping_over_part_of_an_attachment_leaves_pieces_ended_together() {
     assert_eq!(ns.shm_stat(id, &USER), Err(Errno::EINVAL));
     assert_clean(&ns);
 }
+
+#[test]
+fn a_corrupt_piece_is_refused_rather_than_unmapped() {
+    let mem = leaked_arena();
+    let ns = Namespace::create(mem, &small_limits(), TestHost::family()).unwrap();
+    let id = ns
+        .shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600, &USER, make)
+        .unwrap();
+    ns.shm_attached(id, 0x7770_0000, 4096).unwrap();
+    // The record: addr (lo, hi), len (lo, hi), base (lo, hi).
+    let record = mem
+        .windows(6)
+        .position(|w| {
+            let v: Vec<u32> = w.iter().map(|x| x.load(Ordering::Relaxed)).collect();
+            v == [0x7770_0000, 0, 4096, 0, 0x7770_0000, 0]
+        })
+        .expect("the attachment record");
+    mem[record + 2].store(0x4000_0000, Ordering::Relaxed);
+    let mut unmapped = Vec::new();
+    let result = ns.shm_detach(0x7770_0000, &mut |at, len| unmapped.push((at, len)));
+    assert_eq!(result, Err(Errno::CORRUPT));
+    assert!(
+        unmapped.is_empty(),
+        "nothing outside the segment is unmapped"
+    );
+}
