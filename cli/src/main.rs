@@ -6,6 +6,7 @@
 mod arena;
 mod args;
 mod bench;
+mod run;
 
 use std::process::ExitCode;
 
@@ -17,12 +18,14 @@ Commands:
   arena create    create an arena with chosen limits
   arena remove    delete an arena file
   check           verify every invariant of an arena; exit 0 only when clean
+  run             run a program (and its children) with System V IPC served by usysv
   bench           measure usysv beside the kernel's System V IPC
 
 Every command takes --arena PATH; the default is $USYSV_ARENA, else
 /dev/shm/usysv-UID/arena. Run `usysv COMMAND --help` for a command's options.
 
 Examples:
+  usysv run -- ipcmk -S 3
   usysv arena info
   usysv arena create --arena /tmp/test.arena --semmni 64 --heap-bytes 1048576
   usysv check --arena /tmp/test.arena";
@@ -73,6 +76,7 @@ fn run(args: Vec<String>) -> Result<(), Failure> {
         ["arena", "remove", rest @ ..] => arena::remove(rest),
         ["arena", ..] => Err(Failure::usage("`usysv arena` takes info, create or remove")),
         ["check", rest @ ..] => arena::check(rest),
+        ["run", rest @ ..] => run::run(rest),
         ["bench", rest @ ..] => bench::run(rest),
         [other, ..] => Err(Failure::usage(format!(
             "unknown command `{other}` (see `usysv --help`)"

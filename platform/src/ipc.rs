@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU32, AtomicU8};
 use std::time::Duration;
 
 use usysv_core::msg::{MsgInfo, MsqidDs};
+use usysv_core::perm::Cred;
 use usysv_core::sem::{SemBuf, SemInfo, SemQuery, SemidDs, Timeout};
 use usysv_core::shm::{ShmInfo, ShmUsage, ShmidDs, SHM_EXEC, SHM_REMAP};
 use usysv_core::{Errno, Limits, Namespace, OpenError};
@@ -86,6 +87,12 @@ impl Ipc {
     /// The arena file.
     pub fn file(&self) -> &ArenaFile {
         &self.file
+    }
+
+    /// The credentials the permission checks use, for calling the
+    /// [`namespace`](Ipc::namespace) directly.
+    pub fn cred(&self) -> Cred<'_> {
+        self.creds.as_cred()
     }
 
     /// Re-reads the credentials after the process changed its ids.

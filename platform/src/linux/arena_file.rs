@@ -38,7 +38,7 @@ use super::LinuxHost;
 pub const ARENA_ENV: &str = "USYSV_ARENA";
 
 /// The default mode of a new arena file.
-const DEFAULT_MODE: u32 = 0o600;
+pub const DEFAULT_MODE: u32 = 0o600;
 
 /// What went wrong with an arena file.
 #[derive(Debug)]

@@ -8,7 +8,9 @@ pub(crate) mod segments;
 
 pub use segments::SegmentFiles;
 
-pub use arena_file::{default_arena_path, ArenaError, ArenaFile, ArenaProblem, ARENA_ENV};
+pub use arena_file::{
+    default_arena_path, ArenaError, ArenaFile, ArenaProblem, ARENA_ENV, DEFAULT_MODE,
+};
 pub use process::Credentials;
 
 use core::sync::atomic::AtomicU32;
