@@ -16,7 +16,7 @@
 use core::sync::atomic::Ordering;
 
 use crate::errno::{Errno, Result};
-use crate::host::Host;
+use crate::host::{Host, Liveness};
 use crate::lock::Txn;
 use crate::registry::{ForkSlot, ProcSlot, Tag};
 use crate::Namespace;
@@ -104,6 +104,37 @@ impl<'m, H: Host> Namespace<'m, H> {
             self.settle_undo(slot);
             self.settle_attachments(slot, Some(self.pid.load(Ordering::Relaxed)));
             self.registry.free(slot);
+        }
+    }
+
+    /// Settles what every registered process that died without leaving
+    /// (killed, or gone by `_exit`) left behind, as the kernel's exit would
+    /// have: its attachments end and its `SEM_UNDO` adjustments are applied,
+    /// stamped with its pid. Run at the start of the calls that read what a
+    /// dead process changes (counts, values) and by sleepers now and then;
+    /// never inside a critical section. A process is asked about only when
+    /// it has something to settle, and once settled its slot is marked so
+    /// it is not asked about again.
+    pub(crate) fn reap_dead(&self) {
+        let mine = self
+            .identity()
+            .ok()
+            .and_then(|(tag, _)| self.registry.slot_of(tag));
+        for (index, process) in self.registry.live_slots() {
+            let Ok(slot) = self.registry.slot_at(index) else {
+                continue;
+            };
+            if (slot.attach_head.get() == 0 && slot.undo_head.get() == 0)
+                || mine.is_some_and(|own| core::ptr::eq(own, slot))
+                || !self.registry.is_ordinary(slot)
+            {
+                continue;
+            }
+            if self.host.liveness(process) == Liveness::Dead {
+                self.settle_attachments(slot, Some(process.pid));
+                self.apply_dead_undo(slot, process.pid);
+                self.registry.mark_reaped(slot);
+            }
         }
     }
 

@@ -80,6 +80,9 @@ const FORK_NONE: u32 = 0;
 const FORK_PENDING: u32 = 1;
 /// `forking`: being claimed by the child, or settled after a failed fork.
 const FORK_TAKEN: u32 = 2;
+/// `forking`: the process died without leaving and what it left was
+/// settled by another ([`Registry::mark_reaped`]); the slot stays taken.
+const FORK_REAPED: u32 = 3;
 
 /// A slot reserved before a fork for the child: its number and generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -310,6 +313,18 @@ impl<'m> Registry<'m> {
     /// process.
     pub(crate) fn is_ordinary(&self, slot: &ProcSlot) -> bool {
         slot.forking.atomic().load(Ordering::Acquire) == FORK_NONE
+    }
+
+    /// Marks the ordinary slot of a dead process whose adjustments and
+    /// attachments were settled, so that no one settles it again. The slot
+    /// stays taken: its process is gone, so nothing else changes it.
+    pub(crate) fn mark_reaped(&self, slot: &ProcSlot) {
+        let _ = slot.forking.atomic().compare_exchange(
+            FORK_NONE,
+            FORK_REAPED,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
     }
 
     /// Makes a slot taken by [`Registry::take_fork`] the child's own: its

@@ -1029,6 +1029,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         deadline: Option<Deadline>,
     ) -> Result<()> {
         let status = waiter.status.atomic();
+        let mut recheck = Deadline::after(self.host.now(), RECHECK_NS);
         loop {
             let mut woke = Wake::Woken;
             let mut pending = true;
@@ -1044,11 +1045,17 @@ impl<'m, H: Host> Namespace<'m, H> {
                     .compare_exchange(WAITING, ASLEEP, Ordering::AcqRel, Ordering::Acquire)
                     .map_or_else(|seen| seen == ASLEEP, |_| true)
             {
-                let recheck = Deadline::after(self.host.now(), RECHECK_NS);
                 let until = deadline.map_or(recheck, |d| d.min(recheck));
                 woke = self.host.wait(status, ASLEEP, Some(until));
             }
-            let timed_out = deadline.is_some_and(|d| self.host.now() >= d);
+            let now = self.host.now();
+            let timed_out = deadline.is_some_and(|d| now >= d);
+            if now >= recheck && !timed_out {
+                // Waiting a while: a process that died holding what this
+                // caller waits for (by SEM_UNDO) gives it back now.
+                self.reap_dead();
+                recheck = Deadline::after(now, RECHECK_NS);
+            }
 
             // Decide under the lock: a final status read there is committed.
             let (txn, object) = self.lock_slot_of(Kind::Sem, semid)?;
@@ -1232,6 +1239,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         query: SemQuery,
         cred: &Cred<'_>,
     ) -> Result<i32> {
+        self.reap_dead();
         let (locked, set) = self.sem_locked(semid, cred, 0o444)?;
         let index = usize::try_from(semnum).map_err(|_| Errno::EINVAL)?;
         let (Some(value), Some(pid)) = (set.value(index), set.pid(index)) else {
@@ -1274,6 +1282,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         cred: &Cred<'_>,
         sink: &mut dyn FnMut(u32, u16),
     ) -> Result<()> {
+        self.reap_dead();
         let (_locked, set) = self.sem_locked(semid, cred, 0o444)?;
         for index in 0..set.len() {
             let value = set.value(index).map_or(0, |word| word.get() & VALUE);
@@ -1577,7 +1586,10 @@ impl<'m, H: Host> Namespace<'m, H> {
                 return;
             };
             let semid = record.semid.get() as i32;
-            if self.apply_undo(at, semid).is_err() {
+            let Ok((_, pid)) = self.identity() else {
+                return;
+            };
+            if self.apply_undo(at, semid, pid).is_err() {
                 return;
             }
             let Ok(mut own) = Txn::begin(self, &slot.lock) else {
@@ -1597,9 +1609,37 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
     }
 
-    /// Applies and detaches one undo record, if its set lives and it is linked.
-    fn apply_undo(&self, at: u32, semid: i32) -> Result<()> {
-        let pid = self.identity()?.1;
+    /// Applies the undo records of a process that died without leaving, as
+    /// its exit would have (stamping `pid`, its pid), leaving them on its
+    /// list: they are detached from their sets, so they never count again,
+    /// and never freed, so no other record takes their place while another
+    /// process may still be walking the list.
+    pub(crate) fn apply_dead_undo(&self, slot: &'m crate::registry::ProcSlot, pid: u32) {
+        let next = |link: &Word| {
+            let held = Txn::begin(self, &slot.lock).ok()?;
+            let at = link.get();
+            held.commit();
+            Some(at)
+        };
+        let bound = self.layout.limits.heap_bytes / UndoRecord::SIZE;
+        let mut link = &slot.undo_head;
+        for _ in 0..bound {
+            let Some(at) = next(link).filter(|&at| at != 0) else {
+                return;
+            };
+            let Ok(record) = self.arena.get(Off::<UndoRecord>::new(at)) else {
+                return;
+            };
+            if self.apply_undo(at, record.semid.get() as i32, pid).is_err() {
+                return;
+            }
+            link = &record.proc_next;
+        }
+    }
+
+    /// Applies and detaches one undo record, if its set lives and it is
+    /// linked, stamping the semaphores it changes with `pid`.
+    fn apply_undo(&self, at: u32, semid: i32, pid: u32) -> Result<()> {
         let mut st = match self.lock_set(semid) {
             Ok(st) => st,
             // The set is gone: the record is void.
@@ -1610,7 +1650,8 @@ impl<'m, H: Host> Namespace<'m, H> {
         if record.linked.get() == 0 {
             return Ok(());
         }
-        let scratch = self.scratch_journal(pid, 2 * adjustments.len() as u32 + 8)?;
+        let me = self.identity()?.1;
+        let scratch = self.scratch_journal(me, 2 * adjustments.len() as u32 + 8)?;
         let semvmx = self.layout.limits.semvmx as i32;
         let applied = scratch.lend(&mut st).and_then(|()| {
             for (index, adjustment) in adjustments.iter().enumerate() {

@@ -31,7 +31,7 @@
 use crate::arena::{Off, Record, Word, Word64};
 use crate::errno::{Errno, Result};
 use crate::heap::BlockOwner;
-use crate::host::{Host, Liveness};
+use crate::host::Host;
 use crate::ids::{Kind, Object};
 use crate::lock::Txn;
 use crate::perm::{Cred, IpcPerm};
@@ -379,7 +379,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// record is gone. `EINVAL` if no piece of an attachment made at `addr`
     /// is left. A segment removed meanwhile goes with its last attachment.
     pub fn shm_detach(&self, addr: u64, unmap: &mut dyn FnMut(u64, u64)) -> Result<Detached> {
-        self.reap_dead_attachments();
+        self.reap_dead();
         let (me, pid) = self.identity()?;
         let slot = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
         let (at, first) = self
@@ -419,7 +419,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// closes mappings (stamping `shm_atime` for a split and `shm_dtime` for
     /// an end). Returns how many pieces were touched.
     pub fn shm_unmapped(&self, addr: u64, len: u64) -> Result<u32> {
-        self.reap_dead_attachments();
+        self.reap_dead();
         let (me, pid) = self.identity()?;
         let slot = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
         let end = addr.saturating_add(len);
@@ -493,28 +493,6 @@ impl<'m, H: Host> Namespace<'m, H> {
             }
             if self.detached(piece.shmid, pid).is_err() {
                 return;
-            }
-        }
-    }
-
-    /// Ends the attachments of every registered process that has died
-    /// without leaving (killed, or gone by `_exit`), stamping each segment
-    /// with its pid, as the kernel's exit would have. Run at the start of
-    /// every call that counts attachments (never inside one, so settling
-    /// never comes back here); a process is asked about only when it has
-    /// attachments.
-    fn reap_dead_attachments(&self) {
-        let me = self.identity().ok().map(|(tag, _)| tag);
-        for (index, process) in self.registry.live_slots() {
-            let Ok(slot) = self.registry.slot_at(index) else {
-                continue;
-            };
-            let mine = me.and_then(|tag| self.registry.slot_of(tag));
-            if slot.attach_head.get() == 0 || mine.is_some_and(|own| core::ptr::eq(own, slot)) {
-                continue;
-            }
-            if self.registry.is_ordinary(slot) && self.host.liveness(process) == Liveness::Dead {
-                self.settle_attachments(slot, Some(process.pid));
             }
         }
     }
@@ -656,7 +634,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         if shmid < 0 {
             return Err(Errno::EINVAL);
         }
-        self.reap_dead_attachments();
+        self.reap_dead();
         let locked = self.lock_object(Kind::Shm, shmid)?;
         if !locked.object.allows(cred, 0o444) {
             return Err(Errno::EACCES);
@@ -667,7 +645,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// `shmctl(SHM_STAT)` (`any`: `SHM_STAT_ANY`, without the read check):
     /// the segment in slot `index`, and its id.
     pub fn shm_stat_index(&self, index: i32, any: bool, cred: &Cred<'_>) -> Result<(i32, ShmidDs)> {
-        self.reap_dead_attachments();
+        self.reap_dead();
         let locked = self.lock_index(Kind::Shm, index)?;
         if !any && !locked.object.allows(cred, 0o444) {
             return Err(Errno::EACCES);
@@ -700,7 +678,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         if shmid < 0 {
             return Err(Errno::EINVAL);
         }
-        self.reap_dead_attachments();
+        self.reap_dead();
         self.destroy_if_unattached(shmid, Some(cred))
     }
 

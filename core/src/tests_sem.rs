@@ -633,3 +633,74 @@ fn a_counter_guarded_by_a_binary_semaphore_ends_exact() {
 fn a_counter_guarded_by_a_sem_undo_semaphore_ends_exact() {
     counter_under_a_binary_semaphore(UNDO, 300);
 }
+
+/// Runs `work` as process `pid`, which then dies without leaving (as by
+/// `_exit` or a signal): its namespace is never dropped.
+fn dies_after<T: Send + 'static>(
+    host: &TestHost,
+    pid: u32,
+    mem: &'static [AtomicU32],
+    work: impl FnOnce(&Namespace<'static, TestHost>) -> T + Send + 'static,
+) -> T {
+    let result = as_process(host, pid, mem, move |ns| {
+        let result = work(ns);
+        std::mem::forget(Namespace::open(mem, ns.host().clone()));
+        result
+    });
+    host.kill(pid);
+    result
+}
+
+#[test]
+fn a_dead_processs_adjustments_are_applied_when_a_value_is_read() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 2, 0o600, &USER).unwrap();
+    ns.sem_setval(id, 0, 1, &USER).unwrap();
+    dies_after(&host, 2, mem, move |ns| {
+        ns.semop(id, &[op(0, -1, UNDO), op(1, 3, UNDO)], &USER)
+            .unwrap();
+    });
+    assert_eq!(value(&ns, id, 0), 1, "the lock the dead process held");
+    assert_eq!(value(&ns, id, 1), 0);
+    assert_eq!(ns.sem_query(id, 0, SemQuery::Pid, &USER), Ok(2));
+    // Settled once: a later read, by this process or another, changes nothing.
+    ns.semop(id, &[op(1, 4, 0)], &USER).unwrap();
+    assert_eq!(value(&ns, id, 1), 4);
+    let other = Namespace::open(mem, host.sibling(3)).unwrap();
+    assert_eq!(value(&other, id, 1), 4);
+    assert_clean(&ns);
+}
+
+#[test]
+fn a_sleeper_gets_what_a_dead_holder_had_taken_with_sem_undo() {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    ns.sem_setval(id, 0, 1, &USER).unwrap();
+    let holding = Arc::new(Mutex::new(()));
+    let held = holding.lock().unwrap();
+    let holder = {
+        let holding = Arc::clone(&holding);
+        spawn_process(&host, 2, mem, move |ns| {
+            ns.semop(id, &[op(0, -1, UNDO)], &USER).unwrap();
+            drop(holding.lock().unwrap());
+            std::mem::forget(Namespace::open(mem, ns.host().clone()));
+        })
+    };
+    eventually("the holder takes the lock", || value(&ns, id, 0) == 0);
+    let sleeper = spawn_process(&host, 3, mem, move |ns| {
+        ns.semop(id, &[op(0, -1, UNDO)], &USER)
+    });
+    eventually("the sleeper waits", || {
+        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(1)
+    });
+    drop(held);
+    holder.join().unwrap();
+    host.kill(2);
+    assert_eq!(sleeper.join().unwrap(), Ok(()), "woken by its own recheck");
+    assert_eq!(value(&ns, id, 0), 1, "the sleeper left, undoing its own");
+    assert_clean(&ns);
+}
