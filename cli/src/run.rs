@@ -42,11 +42,15 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
         println!("{USAGE}");
         return Ok(());
     }
-    // Options up to `--` or the first word that is not one.
-    let split = args
-        .iter()
-        .position(|arg| *arg == "--" || !arg.starts_with("--"))
-        .unwrap_or(args.len());
+    // Options up to `--` or the first word that is not one or its value.
+    let mut split = 0;
+    while let Some(&arg) = args.get(split) {
+        if arg == "--" || !arg.starts_with("--") {
+            break;
+        }
+        split += if arg == "--arena" { 2 } else { 1 };
+    }
+    let split = split.min(args.len());
     let options = Options::parse(&args[..split], &["arena"])?;
     let command = match args.get(split) {
         Some(&"--") => &args[split + 1..],
