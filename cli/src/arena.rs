@@ -1,8 +1,10 @@
 //! `usysv arena info|create|remove` and `usysv check`.
 
+use usysv_platform::linux::ArenaProblem;
+use usysv_platform::usysv_core::format::FormatError;
 use usysv_platform::usysv_core::limits::DEFAULT_LIMITS;
 use usysv_platform::usysv_core::{Kind, Limits, Severity};
-use usysv_platform::ArenaFile;
+use usysv_platform::{ArenaError, ArenaFile};
 
 use crate::args::Options;
 use crate::Failure;
@@ -173,8 +175,25 @@ pub fn remove(args: &[&str]) -> Result<(), Failure> {
     }
     let opts = Options::parse(args, &["arena"])?;
     let path = opts.arena_path()?;
-    // Refuse to delete a file that is not an arena.
-    drop(ArenaFile::open(&path)?);
+    // Refuse to delete a file that is not an arena; one of another format
+    // version, or damaged, is removed all the same: that is the remedy.
+    match ArenaFile::open(&path) {
+        Ok(_)
+        | Err(ArenaError {
+            problem: ArenaProblem::Format(FormatError::Version { .. } | FormatError::Unfinished),
+            ..
+        })
+        | Err(ArenaError {
+            problem:
+                ArenaProblem::Format(
+                    FormatError::BadLimits(_)
+                    | FormatError::Truncated { .. }
+                    | FormatError::Inconsistent,
+                ),
+            ..
+        }) => {}
+        Err(err) => return Err(err.into()),
+    }
     ArenaFile::remove(&path)?;
     println!("removed {}", path.display());
     Ok(())

@@ -25,6 +25,32 @@ fn usysv(args: &[&str], arena_env: Option<&Path>) -> (i32, String, String) {
 }
 
 #[test]
+fn remove_takes_any_usysv_arena_and_refuses_other_files() {
+    let dir = TempDir::new("cli-remove-bad-files");
+    for (path, expected) in bad_arena_files(&dir) {
+        let arena = path.to_str().unwrap();
+        let (code, stdout, stderr) = usysv(&["arena", "remove", "--arena", arena], None);
+        // Damaged arenas, and arenas of another version, go: that is how
+        // one recovers. Anything else stays.
+        if ["truncated", "version", "limits"]
+            .iter()
+            .any(|name| path.ends_with(name))
+        {
+            assert_eq!(
+                (code, stdout),
+                (0, format!("removed {arena}\n")),
+                "{stderr}"
+            );
+            assert!(!path.exists());
+        } else {
+            assert_eq!(code, 1, "{expected}: {stderr}");
+            assert!(stderr.contains(expected), "{stderr}");
+        }
+    }
+    assert!(dir.join("random").exists() && dir.join("empty").exists());
+}
+
+#[test]
 fn check_refuses_bad_files_in_one_line_and_passes_a_good_one() {
     let dir = TempDir::new("cli-bad-files");
     for (path, expected) in bad_arena_files(&dir) {
