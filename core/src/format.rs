@@ -1,4 +1,9 @@
-//! Arena format version 2: the header and where every region lies.
+//! Arena format version 3: the header and where every region lies.
+//!
+//! (Version 3 changed no byte of the layout but what a shared memory
+//! segment's platform token means: on Linux, its file's creator and inode,
+//! the file named by slot index and creator, where version 2 named it by id.
+//! A version-2 arena's segments could not be found, so it is refused.)
 //!
 //! ```text
 //! offset 0   Header: magic, version, state, size, limits, region offsets, creation time
@@ -41,8 +46,8 @@ use crate::registry::SLOT_SIZE;
 /// "usysv-ar" in two little-endian words.
 pub const MAGIC: [u32; 2] = [u32::from_le_bytes(*b"usys"), u32::from_le_bytes(*b"v-ar")];
 
-/// The format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format this build reads and writes (see the module documentation).
+pub const FORMAT_VERSION: u32 = 3;
 
 const BLANK: u32 = 0;
 const INITIALISING: u32 = 1;

@@ -653,7 +653,9 @@ impl<'m, H: Host> Namespace<'m, H> {
         Ok((locked.object.id(), self.shmid_ds(&locked.object)?))
     }
 
-    /// `shmctl(IPC_SET)`: owner, group and permission bits.
+    /// `shmctl(IPC_SET)`: owner, group and permission bits. Returns the
+    /// platform's token for the segment's bytes (0 for bytes in the arena),
+    /// for the platform to carry the change over to them.
     pub fn shm_set(
         &self,
         shmid: i32,
@@ -661,14 +663,15 @@ impl<'m, H: Host> Namespace<'m, H> {
         uid: u32,
         gid: u32,
         mode: u32,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         if shmid < 0 {
             return Err(Errno::EINVAL);
         }
         let mut locked = self.lock_object(Kind::Shm, shmid)?;
         self.ipc_set_perm(&mut locked, cred, uid, gid, mode)?;
+        let token = Self::segment(&locked.object).token.get();
         locked.commit();
-        Ok(())
+        Ok(token)
     }
 
     /// `shmctl(IPC_RMID)`: removes the segment now if nothing is attached,

@@ -140,7 +140,11 @@ fn shmctl_set_lock_and_info() {
         .shmget(IPC_PRIVATE, 100, IPC_CREAT | 0o600, &USER, make)
         .unwrap();
     assert_eq!(ns.shm_set(id, &OTHER, 1, 1, 0o644), Err(Errno::EPERM));
-    ns.shm_set(id, &USER, 1000, 1000, 0o644).unwrap();
+    assert_eq!(
+        ns.shm_set(id, &USER, 1000, 1000, 0o644),
+        Ok(77),
+        "the token"
+    );
     assert_eq!(ns.shm_stat(id, &OTHER).unwrap().perm.mode, 0o644);
     assert_eq!(ns.shm_lock(id, &OTHER, true), Err(Errno::EPERM));
     ns.shm_lock(id, &USER, true).unwrap();

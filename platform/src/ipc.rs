@@ -346,10 +346,11 @@ impl Ipc {
     /// `shmctl(IPC_SET)`: the segment's file follows where the kernel lets
     /// this process change it.
     pub fn shmctl_set(&self, shmid: i32, uid: u32, gid: u32, mode: u32) -> Result<(), Errno> {
-        self.ns
+        let token = self
+            .ns
             .shm_set(shmid, &self.creds.as_cred(), uid, gid, mode)?;
         if let Ok(segments) = self.segments() {
-            segments.set_owner_and_mode(shmid, uid, gid, mode);
+            segments.set_owner_and_mode(shmid, token, uid, gid, mode);
         }
         Ok(())
     }

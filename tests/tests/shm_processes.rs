@@ -140,24 +140,21 @@ fn attachments_count_across_fork_detach_exit_and_exec() {
     assert_eq!(kernel, usysv);
 }
 
+/// The file of segment `id`, made by this process, in `dir`.
+fn segment_file(dir: &TempDir, id: i32) -> std::path::PathBuf {
+    let (uid, _) = usysv_tests::euid_egid();
+    dir.join(&format!("arena.shm.{}.{uid}", id % 32768))
+}
+
 #[test]
-fn the_segment_file_goes_with_the_segment() {
+fn the_segment_file_is_emptied_when_the_segment_goes() {
     let _watchdog = Watchdog::new("files", LIMIT);
     let world = World::usysv("files");
     let World::Usysv { ipc, dir } = &world else {
         unreachable!()
     };
-    let files = || {
-        let mut names: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|name| name != "arena")
-            .collect();
-        names.sort();
-        names
-    };
     let id = ipc.shmget(IPC_PRIVATE, 5000, IPC_CREAT | 0o640).unwrap();
-    let file = dir.join(&format!("arena.shm.{id}"));
+    let file = segment_file(dir, id);
     let meta = std::fs::metadata(&file).unwrap();
     assert_eq!(meta.mode() & 0o777, 0o640);
     assert_eq!(meta.len(), 8192, "page-rounded");
@@ -165,10 +162,92 @@ fn the_segment_file_goes_with_the_segment() {
     assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o604);
     let attached = ipc.shmat(id, 0, 0).unwrap();
     ipc.shmctl_rmid(id).unwrap();
-    assert_eq!(files(), [format!("arena.shm.{id}")], "kept while attached");
     attached.write(4999, b"x");
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(
+        (meta.len(), meta.blocks() > 0),
+        (8192, true),
+        "kept while attached"
+    );
     drop(attached);
-    assert!(files().is_empty(), "gone at the last detach");
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(
+        (meta.len(), meta.blocks()),
+        (0, 0),
+        "emptied at the last detach, its pages freed"
+    );
+    assert_eq!(ipc.shmctl_usage().1.shm_rss, 0);
+
+    // Removed through a handle that did not make it (and so keeps no
+    // descriptor of it): emptied by name all the same.
+    let id = ipc.shmget(IPC_PRIVATE, 5000, IPC_CREAT | 0o600).unwrap();
+    ipc.shmat(id, 0, 0).unwrap().write(0, b"x");
+    let other = Ipc::open(&dir.join("arena"), &SMALL_LIMITS, 0o600).unwrap();
+    other.shmctl_rmid(id).unwrap();
+    let meta = std::fs::metadata(segment_file(dir, id)).unwrap();
+    assert_eq!(
+        (meta.len(), meta.blocks()),
+        (0, 0),
+        "emptied by the other handle"
+    );
+}
+
+#[test]
+fn the_next_segment_of_a_slot_takes_the_emptied_file_and_reads_zeros() {
+    let _watchdog = Watchdog::new("file reuse", LIMIT);
+    let world = World::usysv("file-reuse");
+    let World::Usysv { ipc, dir } = &world else {
+        unreachable!()
+    };
+    let first = ipc.shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600).unwrap();
+    let inode = std::fs::metadata(segment_file(dir, first)).unwrap().ino();
+    ipc.shmat(first, 0, 0).unwrap().write(0, &[0xee; 4096]);
+    ipc.shmctl_rmid(first).unwrap();
+    // Indices are handed out cyclically: make segments until the slot comes
+    // round again, each written all over and removed.
+    let mut id;
+    let mut made = 0;
+    loop {
+        id = ipc.shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o640).unwrap();
+        made += 1;
+        if id % 32768 == first % 32768 {
+            break;
+        }
+        ipc.shmat(id, 0, 0).unwrap().write(0, &[0xee; 4096]);
+        ipc.shmctl_rmid(id).unwrap();
+        assert!(made < 1000, "the slot never came round");
+    }
+    let meta = std::fs::metadata(segment_file(dir, id)).unwrap();
+    assert_eq!(meta.ino(), inode, "the emptied file, taken again");
+    assert_eq!(meta.mode() & 0o777, 0o640, "with the new segment's mode");
+    let mut bytes = [0xffu8; 4096];
+    ipc.shmat(id, 0, 0).unwrap().read(0, &mut bytes);
+    assert!(
+        bytes.iter().all(|&b| b == 0),
+        "a new segment reads as zeros"
+    );
+
+    // A file its segment's remover has not emptied (still holding bytes)
+    // is not taken: the new segment gets a new file.
+    let stale = ipc.shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600).unwrap();
+    let stale_file = segment_file(dir, stale);
+    ipc.shmctl_rmid(stale).unwrap();
+    std::fs::write(&stale_file, [0xee; 4096]).unwrap();
+    let stale_inode = std::fs::metadata(&stale_file).unwrap().ino();
+    loop {
+        id = ipc.shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600).unwrap();
+        if id % 32768 == stale % 32768 {
+            break;
+        }
+        ipc.shmctl_rmid(id).unwrap();
+    }
+    assert_ne!(std::fs::metadata(&stale_file).unwrap().ino(), stale_inode);
+    let mut bytes = [0xffu8; 4096];
+    ipc.shmat(id, 0, 0).unwrap().read(0, &mut bytes);
+    assert!(
+        bytes.iter().all(|&b| b == 0),
+        "a new segment reads as zeros"
+    );
 }
 
 #[test]
@@ -192,7 +271,7 @@ fn the_kernel_refuses_segment_files_to_a_process_the_mode_excludes() {
         let id = ipc
             .shmget(IPC_PRIVATE, 100, IPC_CREAT | mode as i32)
             .unwrap();
-        let file = dir.join(&format!("arena.shm.{id}"));
+        let file = segment_file(dir, id);
         helper(&["file-probe", file.to_str().unwrap()]).output()
     };
     assert_eq!(probe(0o600), "rw EACCES ro EACCES\n");

@@ -1,45 +1,61 @@
 //! Shared memory segment files, and mapping them.
 //!
-//! Each segment's bytes are a file beside the arena, named after it:
-//! `ARENA.shm.ID` (reached through the directory, held open). The file is created exclusively with the segment's
-//! permission bits and belongs to its creator, so that the kernel itself
-//! refuses to open it for a process the segment's mode does not admit, even
-//! one that rewrites the arena. It is sized to whole pages (tmpfs keeps it
-//! sparse until touched, and a new file reads as zeros) and unlinked when the
-//! segment goes; mappings made before then stay valid, as in the kernel.
+//! Each segment's bytes are a file beside the arena, named after its slot
+//! index and its creator's user id: `ARENA.shm.INDEX.UID` (reached through
+//! the directory, held open). The file is created exclusively with the
+//! segment's permission bits and belongs to its creator, so that the kernel
+//! itself refuses to open it for a process the segment's mode does not
+//! admit, even one that rewrites the arena. It is sized to whole pages
+//! (tmpfs keeps it sparse until touched).
+//!
+//! When the segment goes, its file is emptied (truncated to nothing, which
+//! frees its pages; mappings made before then would see the end of the
+//! file, and usysv leaves none), not removed: the next segment of that slot
+//! and creator, with the same group and permission bits, takes the empty
+//! file and sizes it, so it reads as zeros, and a segment's whole life
+//! costs no path lookup. A file that is not empty, or not as the new
+//! segment needs it, is replaced.
+//!
+//! A segment's token ([`Placement::Host`]) is its creator's uid (which
+//! names the file) and the file's inode number (which tells the file from
+//! any other that later takes the name). The files this process made stay
+//! open (a few of them) while their segments live, so that its own attaches
+//! and removals skip the path lookup.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
+use usysv_core::limits::IPCMNI;
 use usysv_core::shm::{
     Placement, PAGE_SIZE, SHM_HUGETLB, SHM_NORESERVE, SHM_RDONLY, SHM_REMAP, SHM_RND,
 };
 use usysv_core::{Errno, IpcPerm};
 
-/// Files a process made and keeps open for its own attaches, at most.
+/// Files a process made and keeps open, at most.
 const KEPT: usize = 16;
+
+/// A file this process made, kept open while its segment lives.
+#[derive(Debug)]
+struct Kept {
+    token: u64,
+    fd: OwnedFd,
+}
 
 /// The segment files of one arena: its directory, open, and the arena's
 /// file name, which segment file names start with.
-///
-/// The files this process made stay open (a few of them) so that its own
-/// attaches skip the path lookup. Each file has a token, kept in the
-/// segment, so a kept file whose segment went (and whose id came back for
-/// another) is never taken for the new one's.
 #[derive(Debug)]
 pub struct SegmentFiles {
     dir: OwnedFd,
     dir_path: PathBuf,
     arena_name: Vec<u8>,
-    made: Mutex<Vec<(u64, OwnedFd)>>,
+    made: Mutex<Vec<Kept>>,
 }
 
 /// Room for a file name (NAME_MAX), the suffix and the NUL.
-const NAME_ROOM: usize = 255 + 20;
+const NAME_ROOM: usize = 255 + 32;
 
 /// A segment file's name, NUL-terminated.
 struct Name([u8; NAME_ROOM]);
@@ -50,27 +66,65 @@ impl Name {
     }
 }
 
-/// A token no other file of any process has: random bits from the kernel
-/// for the process, and a count within it.
-fn new_token() -> u64 {
-    static BASE: OnceLock<u64> = OnceLock::new();
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let base = *BASE.get_or_init(|| {
-        let mut bytes = [0u8; 8];
-        // SAFETY: `bytes` is valid for 8 bytes of writing.
-        unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), 8, 0) };
-        u64::from_ne_bytes(bytes)
-    });
-    base.wrapping_add(
-        COUNT
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    )
+/// The token of a segment whose file `uid` made, with inode number `ino`.
+fn token(uid: u32, ino: u64) -> u64 {
+    u64::from(uid) << 32 | (ino & 0xffff_ffff)
+}
+
+/// Whether inode number `ino` is the one `token` names.
+fn same_file(token: u64, ino: u64) -> bool {
+    token & 0xffff_ffff == ino & 0xffff_ffff
+}
+
+/// Segment `shmid`'s slot index.
+fn index_of(shmid: i32) -> u32 {
+    shmid as u32 % IPCMNI
 }
 
 /// The errno the last failed system call set.
 fn last_errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// `fstat` of an open file.
+fn stat(fd: &OwnedFd) -> Option<libc::stat> {
+    // SAFETY: `stat` is plain data for fstat to fill.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open; `stat` is valid to write.
+    (unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) } == 0).then_some(stat)
+}
+
+/// The inode number of the empty file `fd`, if a new segment of `perm`
+/// may take it: a regular file still in the directory, empty, its
+/// creator's, of its group, given its permission bits (`mode`) if it has
+/// others.
+fn reusable(fd: &OwnedFd, perm: &IpcPerm, mode: u32) -> Option<u64> {
+    let stat = stat(fd)?;
+    let fits = stat.st_mode & libc::S_IFMT == libc::S_IFREG
+        && stat.st_nlink == 1
+        && stat.st_size == 0
+        && stat.st_uid == perm.cuid
+        && stat.st_gid == perm.cgid;
+    // SAFETY (of fchmod): `fd` is open, and the file this process's own;
+    // only its permission bits change.
+    let moded = fits
+        && (stat.st_mode & 0o7777 == mode
+            || unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } == 0);
+    moded.then_some(stat.st_ino)
+}
+
+/// Opens `name` in directory `dir` with `flags` (and `mode`, when it
+/// creates the file).
+fn open_at(dir: &OwnedFd, name: &Name, flags: i32, mode: u32) -> Result<OwnedFd, i32> {
+    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `name` is a NUL-terminated string; openat returns a new fd
+    // or -1.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 impl SegmentFiles {
@@ -98,15 +152,16 @@ impl SegmentFiles {
         })
     }
 
-    /// Segment `shmid`'s file name, `ARENA.shm.ID`, NUL-terminated, built
-    /// without allocating (a file name is at most 255 bytes).
-    fn name(&self, shmid: i32) -> Name {
+    /// The file name of slot `index`'s segments made by `uid`,
+    /// `ARENA.shm.INDEX.UID`, NUL-terminated, built without allocating (a
+    /// file name is at most 255 bytes).
+    fn name(&self, index: u32, uid: u32) -> Name {
         use std::io::Write;
         let mut name = Name([0; NAME_ROOM]);
         let mut rest = &mut name.0[..NAME_ROOM - 1];
         let fits = rest
             .write_all(&self.arena_name)
-            .and_then(|()| write!(rest, ".shm.{shmid}"))
+            .and_then(|()| write!(rest, ".shm.{index}.{uid}"))
             .is_ok();
         if !fits {
             // Never a name cut short (it could be another segment's): an
@@ -116,13 +171,22 @@ impl SegmentFiles {
         name
     }
 
+    /// Runs `work` with the file this process keeps for `token`'s segment,
+    /// if it keeps one.
+    fn with_kept<T>(&self, token: u64, work: impl FnOnce(&OwnedFd) -> T) -> Option<T> {
+        let made = self.made.try_lock().ok()?;
+        made.iter()
+            .find(|kept| kept.token == token)
+            .map(|kept| work(&kept.fd))
+    }
+
     /// Makes the file of new segment `shmid`: `size` bytes, rounded up to
     /// whole pages, zero-filled, with the permission bits of `perm`, after
     /// the checks Linux makes of the memory behind a segment (see
-    /// `memory_for`; `flags` are `shmget`'s). A stale file of this name
-    /// (left by a process that died) is replaced; a failure is `ENOMEM`
-    /// (`ENOSPC` when the filesystem is full), as the kernel reports a
-    /// segment it cannot back.
+    /// `memory_for`; `flags` are `shmget`'s). The empty file the slot's last
+    /// segment by this creator left is taken if it fits, else replaced; a
+    /// failure is `ENOMEM` (`ENOSPC` when the filesystem is full), as the
+    /// kernel reports a segment it cannot back.
     pub fn create(
         &self,
         shmid: i32,
@@ -131,71 +195,102 @@ impl SegmentFiles {
         perm: &IpcPerm,
     ) -> Result<Placement, Errno> {
         memory_for(size, flags)?;
-        let name = self.name(shmid);
+        let index = index_of(shmid);
         let bytes = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
         let length = libc::off_t::try_from(bytes).map_err(|_| Errno::EINVAL)?;
         let mode = perm.mode & 0o777;
-        let flags =
-            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        let dir = self.dir.as_raw_fd();
-        let mut replaced = false;
-        let fd = loop {
-            // SAFETY: `name` is a NUL-terminated string; openat returns a new
-            // fd or -1.
-            let fd = unsafe { libc::openat(dir, name.as_ptr(), flags, mode as libc::c_uint) };
-            if fd >= 0 {
-                // SAFETY: `fd` was just opened and is owned by nothing else.
-                break unsafe { OwnedFd::from_raw_fd(fd) };
-            }
-            let errno = last_errno();
-            // SAFETY: `name` is a NUL-terminated string.
-            if errno == libc::EEXIST
-                && !replaced
-                && unsafe { libc::unlinkat(dir, name.as_ptr(), 0) } == 0
-            {
-                replaced = true;
-                continue;
-            }
-            return Err(backing_errno(errno));
-        };
-        // The umask narrowed the mode open applied: set it exactly.
+        let (fd, ino) = self.open_file(index, perm, mode)?;
         // SAFETY: `fd` is an open file descriptor.
-        let sized = unsafe {
-            libc::fchmod(fd.as_raw_fd(), mode) == 0 && libc::ftruncate(fd.as_raw_fd(), length) == 0
-        };
-        if !sized {
-            let errno = last_errno();
-            // SAFETY: `name` is a NUL-terminated string.
-            unsafe { libc::unlinkat(dir, name.as_ptr(), 0) };
-            return Err(backing_errno(errno));
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), length) } != 0 {
+            return Err(backing_errno(last_errno()));
         }
-        let token = new_token();
+        let token = token(perm.cuid, ino);
         if let Ok(mut made) = self.made.try_lock() {
             if made.len() == KEPT {
                 made.remove(0);
             }
-            made.push((token, fd));
+            made.push(Kept { token, fd });
         }
         Ok(Placement::Host(token))
     }
 
-    /// Removes segment `shmid`'s file (it went). Mappings stay valid.
-    pub fn remove(&self, shmid: i32, token: u64) {
-        if let Ok(mut made) = self.made.try_lock() {
-            made.retain(|(kept, _)| *kept != token);
+    /// Opens slot `index`'s file for a new segment of `perm`: the empty
+    /// one left there if it fits, else a new one (replacing one that does
+    /// not). Returns it and its inode number.
+    fn open_file(&self, index: u32, perm: &IpcPerm, mode: u32) -> Result<(OwnedFd, u64), Errno> {
+        let name = self.name(index, perm.cuid);
+        match open_at(&self.dir, &name, libc::O_RDWR, 0) {
+            Ok(fd) => {
+                if let Some(ino) = reusable(&fd, perm, mode) {
+                    return Ok((fd, ino));
+                }
+            }
+            Err(libc::ENOENT) => return self.create_file(&name, mode).map_err(backing_errno),
+            Err(_) => {}
         }
-        let name = self.name(shmid);
+        // Not one to take (a segment's whose remover has not emptied it
+        // yet, or not as this one needs it): replaced.
         // SAFETY: `name` is a NUL-terminated string.
         unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr(), 0) };
+        self.create_file(&name, mode).map_err(backing_errno)
     }
 
-    /// After `IPC_SET`: gives the file the segment's new permission bits,
-    /// and its new owner where the process may. The kernel lets only the
-    /// file's owner (or a privileged process) do either; otherwise the file
-    /// keeps what it had and the segment's new mode governs only usysv's own
-    /// checks.
-    pub fn set_owner_and_mode(&self, shmid: i32, uid: u32, gid: u32, mode: u32) {
-        let name = self.name(shmid);
+    /// Creates the file `name` with exactly the permission bits `mode`
+    /// (whatever the umask): it and its inode number, or the errno.
+    fn create_file(&self, name: &Name, mode: u32) -> Result<(OwnedFd, u64), i32> {
+        let fd = open_at(
+            &self.dir,
+            name,
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            mode,
+        )?;
+        // SAFETY: `fd` is an open file descriptor.
+        let moded = unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } == 0;
+        if let Some(stat) = stat(&fd).filter(|_| moded) {
+            return Ok((fd, stat.st_ino));
+        }
+        let errno = last_errno();
+        // SAFETY: `name` is a NUL-terminated string.
+        unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr(), 0) };
+        Err(errno)
+    }
+
+    /// Empties segment `shmid`'s file (it went), freeing its pages, for the
+    /// slot's next segment. By name, only a file that is still the
+    /// segment's, and only if this process may write it (otherwise the next
+    /// segment of the slot replaces it).
+    pub fn remove(&self, shmid: i32, token: u64) {
+        let kept = self.made.try_lock().ok().and_then(|mut made| {
+            let at = made.iter().position(|kept| kept.token == token)?;
+            Some(made.remove(at).fd)
+        });
+        if let Some(fd) = kept {
+            // SAFETY: `fd` is an open file descriptor.
+            unsafe { libc::ftruncate(fd.as_raw_fd(), 0) };
+            return;
+        }
+        let name = self.name(index_of(shmid), (token >> 32) as u32);
+        if let Ok(fd) = open_at(&self.dir, &name, libc::O_WRONLY, 0) {
+            if stat(&fd).is_some_and(|stat| same_file(token, stat.st_ino)) {
+                // SAFETY: `fd` is an open file descriptor.
+                unsafe { libc::ftruncate(fd.as_raw_fd(), 0) };
+            }
+        }
+    }
+
+    /// After `IPC_SET` of segment `shmid` (whose token is `token`): gives
+    /// the file the segment's new permission bits, and its new owner where
+    /// the process may. The kernel lets only the file's owner (or a
+    /// privileged process) do either; otherwise the file keeps what it had
+    /// and the segment's new mode governs only usysv's own checks.
+    pub fn set_owner_and_mode(&self, shmid: i32, token: u64, uid: u32, gid: u32, mode: u32) {
+        let name = self.name(index_of(shmid), (token >> 32) as u32);
+        let Ok(fd) = open_at(&self.dir, &name, libc::O_PATH, 0) else {
+            return;
+        };
+        if !stat(&fd).is_some_and(|stat| same_file(token, stat.st_ino)) {
+            return;
+        }
         let dir = self.dir.as_raw_fd();
         // SAFETY: `name` is a NUL-terminated string; both calls only change
         // the file's metadata, and failures are left as documented.
@@ -205,11 +300,12 @@ impl SegmentFiles {
         }
     }
 
-    /// Maps segment `shmid`'s file (see `map`): the one this process
-    /// made and kept, if `token` names it, else the file opened read-only or
-    /// read-write, as the kernel lets this process (`EACCES`). A file
-    /// already gone means the segment went: `EINVAL`, as for an id that names
-    /// nothing.
+    /// Maps segment `shmid`'s file (see `map`): the one this process keeps,
+    /// if `token` names it, else the file opened read-only or read-write, as
+    /// the kernel lets this process (`EACCES`). A file already gone means the
+    /// segment went: `EINVAL`, as for an id that names nothing. (A file that
+    /// another segment took meanwhile is mapped, and the caller, finding the
+    /// segment gone, unmaps it.)
     pub fn map(
         &self,
         shmid: i32,
@@ -219,35 +315,26 @@ impl SegmentFiles {
         flags: i32,
         exec: bool,
     ) -> Result<usize, Errno> {
-        if let Ok(made) = self.made.try_lock() {
-            if let Some((_, fd)) = made.iter().find(|(kept, _)| *kept == token) {
-                return map(fd, at, len, flags, exec);
-            }
+        if let Some(mapped) = self.with_kept(token, |fd| map(fd, at, len, flags, exec)) {
+            return mapped;
         }
-        let name = self.name(shmid);
+        let name = self.name(index_of(shmid), (token >> 32) as u32);
         let access = if flags & SHM_RDONLY == 0 {
             libc::O_RDWR
         } else {
             libc::O_RDONLY
         };
-        let flags_open = access | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        // SAFETY: `name` is a NUL-terminated string.
-        let fd = unsafe { libc::openat(self.dir.as_raw_fd(), name.as_ptr(), flags_open) };
-        if fd < 0 {
-            return Err(match last_errno() {
-                libc::EACCES | libc::EPERM => Errno::EACCES,
-                libc::ENOENT => Errno::EINVAL,
-                _ => Errno::ENOMEM,
-            });
-        }
-        // SAFETY: `fd` was just opened and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = open_at(&self.dir, &name, access, 0).map_err(|errno| match errno {
+            libc::EACCES | libc::EPERM => Errno::EACCES,
+            libc::ENOENT => Errno::EINVAL,
+            _ => Errno::ENOMEM,
+        })?;
         map(&fd, at, len, flags, exec)
     }
 
     /// Pages the arena's segment files hold in memory (`shm_rss`): tmpfs
     /// allocates a page at its first touch, and the file's blocks say how
-    /// many it has.
+    /// many it has (an emptied file has none).
     pub fn resident_pages(&self) -> u64 {
         let mut pages = 0;
         self.each_file(|name| {
@@ -276,8 +363,8 @@ impl SegmentFiles {
             return;
         };
         for entry in entries.flatten() {
-            if let Some(shmid) = segment_of(&self.arena_name, entry.file_name().as_bytes()) {
-                each(&self.name(shmid));
+            if let Some((index, uid)) = segment_of(&self.arena_name, entry.file_name().as_bytes()) {
+                each(&self.name(index, uid));
             }
         }
     }
@@ -463,10 +550,12 @@ pub(crate) fn mapped_len(segsz: u64) -> Result<usize, Errno> {
 }
 
 /// Whether `name` (a file name in the arena's directory) is one of the
-/// arena's segment files, and of which segment.
-pub(crate) fn segment_of(arena_name: &[u8], name: &[u8]) -> Option<i32> {
+/// arena's segment files, and of which slot index and creator.
+pub(crate) fn segment_of(arena_name: &[u8], name: &[u8]) -> Option<(u32, u32)> {
     let rest = name.strip_prefix(arena_name)?.strip_prefix(b".shm.")?;
-    std::str::from_utf8(rest).ok()?.parse().ok()
+    let (index, uid) = std::str::from_utf8(rest).ok()?.split_once('.')?;
+    let index = index.parse().ok().filter(|&index| index < IPCMNI)?;
+    Some((index, uid.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -487,9 +576,20 @@ mod tests {
 
     #[test]
     fn segment_file_names_belong_to_their_arena() {
-        assert_eq!(segment_of(b"arena", b"arena.shm.65536"), Some(65536));
-        assert_eq!(segment_of(b"arena", b"arena2.shm.1"), None);
-        assert_eq!(segment_of(b"arena", b"arena.shm.x"), None);
+        assert_eq!(segment_of(b"arena", b"arena.shm.5.1000"), Some((5, 1000)));
+        assert_eq!(segment_of(b"arena", b"arena.shm.32767.0"), Some((32767, 0)));
+        assert_eq!(segment_of(b"arena", b"arena.shm.32768.0"), None);
+        assert_eq!(segment_of(b"arena", b"arena.shm.65536"), None);
+        assert_eq!(segment_of(b"arena", b"arena2.shm.1.0"), None);
+        assert_eq!(segment_of(b"arena", b"arena.shm.x.0"), None);
         assert_eq!(segment_of(b"arena", b"arena"), None);
+    }
+
+    #[test]
+    fn a_token_names_the_creator_and_tells_the_file() {
+        let t = token(1000, 0x1_2345_6789);
+        assert_eq!(t >> 32, 1000);
+        assert!(same_file(t, 0x2345_6789));
+        assert!(!same_file(t, 0x2345_6788));
     }
 }
