@@ -474,6 +474,9 @@ impl<'m, H: Host> Namespace<'m, H> {
         {
             return Err(Errno::CORRUPT);
         }
+        // At most one lap of the ring: a walk that goes further never
+        // reaches `end` (a broken record chain).
+        let mut travelled = 0u64;
         for _ in 0..=capacity / ALIGN {
             if at == end {
                 return Ok(());
@@ -485,7 +488,10 @@ impl<'m, H: Host> Namespace<'m, H> {
                 LIVE | TAKEN if len <= self.layout.limits.msgmax => record_size(len),
                 _ => return Err(Errno::CORRUPT),
             };
-            if u64::from(at) + u64::from(size) > u64::from(capacity) {
+            travelled += u64::from(size);
+            if u64::from(at) + u64::from(size) > u64::from(capacity)
+                || travelled > u64::from(capacity)
+            {
                 return Err(Errno::CORRUPT);
             }
             if state == LIVE {
@@ -926,7 +932,9 @@ impl<'m, H: Host> Namespace<'m, H> {
                         return Err(Errno::EINVAL);
                     }
                 }
-                let n = (found.len as usize).min(bufsz as usize).min(out.len());
+                let n = (found.len as usize)
+                    .min(usize::try_from(bufsz).unwrap_or(usize::MAX))
+                    .min(out.len());
                 let payload = at(at(queue.ring.get(), found.at)?, MsgHeader::SIZE)?;
                 self.arena.read_bytes(payload, &mut out[..n])?;
                 if flags & MSG_COPY != 0 {
@@ -1245,7 +1253,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                 LIVE => break,
                 _ => return Err(Errno::CORRUPT),
             };
-            head = match head + size {
+            head = match head.checked_add(size).ok_or(Errno::CORRUPT)? {
                 next if next == capacity => 0,
                 next if next < capacity => next,
                 _ => return Err(Errno::CORRUPT),

@@ -534,7 +534,8 @@ impl<'m, H: Host> Namespace<'m, H> {
                 }
                 let usage = self.table_usage(Kind::Sem)?;
                 let used = usage.get();
-                if used + u64::from(nsems) > u64::from(limits.semmns) {
+                let wanted = used.checked_add(u64::from(nsems)).ok_or(Errno::CORRUPT)?;
+                if wanted > u64::from(limits.semmns) {
                     return Err(Errno::ENOSPC);
                 }
                 let seq = object.id() as u32 / crate::limits::IPCMNI;
@@ -798,12 +799,14 @@ impl<'m, H: Host> Namespace<'m, H> {
                 if result >= 0 && op.sem_flg & SEM_UNDO != 0 {
                     let adjustment = adjustments.and_then(|a| a.get(num)).ok_or(Errno::CORRUPT)?;
                     // The undo is the opposite of every operation so far (SEMAEM = SEMVMX).
-                    let undo = adjustment.get() as i32 - i32::from(op.sem_op);
-                    if undo < -semvmx - 1 || undo > semvmx {
+                    // Wide enough that an adjustment read from a damaged
+                    // arena cannot overflow it.
+                    let undo = i64::from(adjustment.get() as i32) - i64::from(op.sem_op);
+                    if undo < -i64::from(semvmx) - 1 || undo > i64::from(semvmx) {
                         outcome = Attempt::Failed(Errno::ERANGE);
                         break;
                     }
-                    txn.set(adjustment, undo as u32)?;
+                    txn.set(adjustment, undo as i32 as u32)?;
                 }
                 if result >= 0 {
                     txn.set(word, (seen & !VALUE) | result as u32)?;
@@ -871,7 +874,14 @@ impl<'m, H: Host> Namespace<'m, H> {
         let bound = self.layout.limits.heap_bytes / Waiter::SIZE;
         let mut succeeded = false;
         let mut completed_alter = true;
+        // Each pass after the first follows a completion, which unlinks a
+        // waiter: more passes than there can be waiters is a broken queue.
+        let mut passes = 0;
         while completed_alter {
+            passes += 1;
+            if passes > bound + 1 {
+                return Err(Errno::CORRUPT);
+            }
             completed_alter = false;
             for altering in [false, true] {
                 let mut at = set.set.head.get();
@@ -1661,8 +1671,9 @@ impl<'m, H: Host> Namespace<'m, H> {
                 }
                 let word = st.view.value(index).ok_or(Errno::CORRUPT)?;
                 let pid_word = st.view.pid(index).ok_or(Errno::CORRUPT)?;
-                let value = ((word.get() & VALUE) as i32 + delta).clamp(0, semvmx);
-                st.txn().set(word, (word.get() & !VALUE) | value as u32)?;
+                let value = (i64::from(word.get() & VALUE) + i64::from(delta))
+                    .clamp(0, i64::from(semvmx)) as u32;
+                st.txn().set(word, (word.get() & !VALUE) | value)?;
                 st.txn().set(pid_word, pid)?;
             }
             // Off the set's list, in the same section: never applied twice.

@@ -388,7 +388,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         // The pieces are read from the arena: unmap only what an attachment
         // of this segment made at `addr` can span.
         let span = self.mapped_span(first.shmid)?;
-        let mut len = 0;
+        let mut len: u64 = 0;
         let mut destroyed = false;
         let mut next = Some((at, first));
         while let Some((at, piece)) = next {
@@ -400,7 +400,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                 return Err(Errno::CORRUPT);
             }
             unmap(piece.addr, piece.len);
-            len += piece.len;
+            len = len.saturating_add(piece.len);
             destroyed |= self.detached(piece.shmid, Some(pid))?;
             next = self.unlink_attachment(slot, |other| {
                 other.shmid == first.shmid && other.base == addr
