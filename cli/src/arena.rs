@@ -1,6 +1,6 @@
 //! `usysv arena info|create|remove` and `usysv check`.
 
-use usysv_platform::linux::ArenaProblem;
+use usysv_platform::linux::{ArenaProblem, DEFAULT_MODE};
 use usysv_platform::usysv_core::format::FormatError;
 use usysv_platform::usysv_core::limits::DEFAULT_LIMITS;
 use usysv_platform::usysv_core::{Kind, Limits, Severity};
@@ -74,7 +74,7 @@ pub fn info(args: &[&str]) -> Result<(), Failure> {
     }
     let opts = Options::parse(args, &["arena"])?;
     let path = opts.arena_path()?;
-    let file = ArenaFile::open_or_create(&path, &Limits::default(), 0o600)?;
+    let file = ArenaFile::open_or_create(&path, &Limits::default(), DEFAULT_MODE)?;
     let ns = file.namespace()?;
     let l = ns.limits();
     println!("arena      {}", path.display());
@@ -131,7 +131,7 @@ pub fn create(args: &[&str]) -> Result<(), Failure> {
     valued.extend(LIMIT_NAMES);
     let opts = Options::parse(args, &valued)?;
     let path = opts.arena_path()?;
-    let mode = opts.number("mode")?.unwrap_or(0o600);
+    let mode = opts.number("mode")?.unwrap_or(DEFAULT_MODE.into());
     if mode > 0o777 {
         return Err(Failure::usage(format!(
             "--mode {mode:o}: only permission bits (0..=0777)"
@@ -227,6 +227,9 @@ pub fn check(args: &[&str]) -> Result<(), Failure> {
         }
         (0, stale) => {
             println!("{}: {stale} leftovers of dead processes", path.display());
+            // Leave the arena first: exit skips the drops that would.
+            drop(ns);
+            drop(file);
             std::process::exit(3)
         }
         (corrupt, _) => Err(Failure::failed(format!(

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use usysv_platform::linux::DEFAULT_MODE;
 use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_PRIVATE};
 use usysv_platform::usysv_core::sem::SemBuf;
 use usysv_platform::usysv_core::Limits;
@@ -457,14 +458,15 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
             (default_arena_path()?.with_file_name(name), true)
         }
     };
-    let ipc = Ipc::open(&path, &Limits::default(), 0o600)?;
+    let ipc = Ipc::open(&path, &Limits::default(), DEFAULT_MODE)?;
     let id = ipc
         .semget(IPC_PRIVATE, 2, IPC_CREAT | 0o600)
         .map_err(|err| Failure::failed(format!("semget: {err}")))?;
     let ours = Usysv { ipc, id };
     let kernel = KernelSet::new(2).map_err(Failure::failed)?;
     let child_usysv = || -> Result<Box<dyn Sems>, String> {
-        let ipc = Ipc::open(&path, &Limits::default(), 0o600).map_err(|err| err.to_string())?;
+        let ipc =
+            Ipc::open(&path, &Limits::default(), DEFAULT_MODE).map_err(|err| err.to_string())?;
         Ok(Box::new(Usysv { ipc, id }))
     };
     let theirs = kernel.0;
@@ -529,7 +531,7 @@ fn measure(
 }
 
 fn measure_messages(path: &std::path::Path, seconds: u64) -> Result<(), String> {
-    let open = || Ipc::open(path, &Limits::default(), 0o600).map_err(|err| err.to_string());
+    let open = || Ipc::open(path, &Limits::default(), DEFAULT_MODE).map_err(|err| err.to_string());
     let ipc = open()?;
     let id = ipc
         .msgget(IPC_PRIVATE, IPC_CREAT | 0o600)

@@ -85,7 +85,14 @@ fn run(args: Vec<String>) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
-    match run(std::env::args().skip(1).collect()) {
+    let args: Result<Vec<String>, _> = std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|arg| Failure::usage(format!("{arg:?} is not valid UTF-8")))
+        })
+        .collect();
+    match args.and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("usysv: {}", failure.message);

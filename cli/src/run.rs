@@ -7,6 +7,7 @@
 
 use std::env;
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -84,7 +85,14 @@ fn preload_library() -> Result<PathBuf, Failure> {
     let exe = env::current_exe()
         .map_err(|err| Failure::failed(format!("cannot find the usysv binary: {err}")))?;
     let lib = exe.with_file_name(PRELOAD_LIB);
-    if lib.is_file() {
+    if lib.as_os_str().as_bytes().iter().any(|b| b" :".contains(b)) {
+        // The loader splits LD_PRELOAD there: the program would silently
+        // run on the kernel.
+        Err(Failure::failed(format!(
+            "{}: LD_PRELOAD cannot name a path holding a space or a colon",
+            lib.display()
+        )))
+    } else if lib.is_file() {
         Ok(lib)
     } else {
         Err(Failure::failed(format!(

@@ -61,7 +61,8 @@ fn compile(dir: &TempDir, name: &str, source: &str) -> PathBuf {
 
 fn compile_file(dir: &TempDir, name: &str, src: &Path) -> PathBuf {
     let out = dir.join(name);
-    let status = Command::new("cc")
+    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(compiler)
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-o"])
         .arg(&out)
         .arg(src)

@@ -18,6 +18,7 @@ if [ -z "${USYSV_LIB_DIR:-}" ]; then
 fi
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
+prefix=$(cd "$prefix" && pwd)   # absolute, as usysv.pc needs it
 install -m 755 "$USYSV_LIB_DIR/libusysv.so" "$prefix/lib/libusysv.so"
 install -m 644 "$USYSV_LIB_DIR/libusysv.a" "$prefix/lib/libusysv.a"
 install -m 644 "$root/include/usysv.h" "$prefix/include/usysv.h"

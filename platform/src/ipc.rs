@@ -316,7 +316,10 @@ impl Ipc {
         if flags & SHM_REMAP != 0 {
             // What the new mapping covered of earlier attachments is gone,
             // as the kernel's mappings are when replaced.
-            self.ns.shm_unmapped(mapped as u64, len as u64)?;
+            if let Err(err) = self.ns.shm_unmapped(mapped as u64, len as u64) {
+                segments::unmap(mapped, len);
+                return Err(err);
+            }
         }
         if let Err(err) = self.ns.shm_attached(shmid, mapped as u64, len as u64) {
             segments::unmap(mapped, len);

@@ -199,33 +199,53 @@ fn the_next_segment_of_a_slot_takes_the_emptied_file_and_reads_zeros() {
     let World::Usysv { ipc, dir } = &world else {
         unreachable!()
     };
+    let inode = |id: i32| std::fs::metadata(segment_file(dir, id)).unwrap().ino();
+    // Indices are handed out cyclically: make segments until `slot`'s comes
+    // round again (the last made, of mode `mode`, is returned), each other
+    // one written all over and removed.
+    let next_in_slot = |slot: i32, mode: i32| {
+        for _ in 0..1000 {
+            let id = ipc.shmget(IPC_PRIVATE, 4096, IPC_CREAT | mode).unwrap();
+            if id % 32768 == slot % 32768 {
+                return id;
+            }
+            ipc.shmat(id, 0, 0).unwrap().write(0, &[0xee; 4096]);
+            ipc.shmctl_rmid(id).unwrap();
+        }
+        panic!("the slot never came round");
+    };
+    let reads_zeros = |id: i32| {
+        let mut bytes = [0xffu8; 4096];
+        ipc.shmat(id, 0, 0).unwrap().read(0, &mut bytes);
+        bytes.iter().all(|&b| b == 0)
+    };
+
     let first = ipc.shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600).unwrap();
-    let inode = std::fs::metadata(segment_file(dir, first)).unwrap().ino();
+    let first_inode = inode(first);
     ipc.shmat(first, 0, 0).unwrap().write(0, &[0xee; 4096]);
     ipc.shmctl_rmid(first).unwrap();
-    // Indices are handed out cyclically: make segments until the slot comes
-    // round again, each written all over and removed.
-    let mut id;
-    let mut made = 0;
-    loop {
-        id = ipc.shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o640).unwrap();
-        made += 1;
-        if id % 32768 == first % 32768 {
-            break;
-        }
-        ipc.shmat(id, 0, 0).unwrap().write(0, &[0xee; 4096]);
-        ipc.shmctl_rmid(id).unwrap();
-        assert!(made < 1000, "the slot never came round");
-    }
-    let meta = std::fs::metadata(segment_file(dir, id)).unwrap();
-    assert_eq!(meta.ino(), inode, "the emptied file, taken again");
-    assert_eq!(meta.mode() & 0o777, 0o640, "with the new segment's mode");
-    let mut bytes = [0xffu8; 4096];
-    ipc.shmat(id, 0, 0).unwrap().read(0, &mut bytes);
-    assert!(
-        bytes.iter().all(|&b| b == 0),
-        "a new segment reads as zeros"
+    let id = next_in_slot(first, 0o600);
+    assert_eq!(inode(id), first_inode, "the emptied file, taken again");
+    assert!(reads_zeros(id), "a new segment reads as zeros");
+    ipc.shmctl_rmid(id).unwrap();
+
+    // Another mode: whoever opened the old file may not open the new
+    // segment's, so the new segment gets a new file.
+    let id = next_in_slot(first, 0o640);
+    assert_ne!(
+        inode(id),
+        first_inode,
+        "a file of another mode is not taken"
     );
+    let widened = inode(id);
+    // Nor is one whose mode IPC_SET changed, even back to the new one's.
+    let (uid, gid) = usysv_tests::euid_egid();
+    ipc.shmctl_set(id, uid, gid, 0o666).unwrap();
+    ipc.shmctl_set(id, uid, gid, 0o640).unwrap();
+    ipc.shmctl_rmid(id).unwrap();
+    let id = next_in_slot(first, 0o640);
+    assert_ne!(inode(id), widened, "a file IPC_SET changed is not taken");
+    assert!(reads_zeros(id));
 
     // A file its segment's remover has not emptied (still holding bytes)
     // is not taken: the new segment gets a new file.
@@ -233,21 +253,10 @@ fn the_next_segment_of_a_slot_takes_the_emptied_file_and_reads_zeros() {
     let stale_file = segment_file(dir, stale);
     ipc.shmctl_rmid(stale).unwrap();
     std::fs::write(&stale_file, [0xee; 4096]).unwrap();
-    let stale_inode = std::fs::metadata(&stale_file).unwrap().ino();
-    loop {
-        id = ipc.shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600).unwrap();
-        if id % 32768 == stale % 32768 {
-            break;
-        }
-        ipc.shmctl_rmid(id).unwrap();
-    }
-    assert_ne!(std::fs::metadata(&stale_file).unwrap().ino(), stale_inode);
-    let mut bytes = [0xffu8; 4096];
-    ipc.shmat(id, 0, 0).unwrap().read(0, &mut bytes);
-    assert!(
-        bytes.iter().all(|&b| b == 0),
-        "a new segment reads as zeros"
-    );
+    let stale_inode = inode(stale);
+    let id = next_in_slot(stale, 0o600);
+    assert_ne!(inode(id), stale_inode);
+    assert!(reads_zeros(id), "a new segment reads as zeros");
 }
 
 #[test]

@@ -24,6 +24,9 @@ macro_rules! semctl_trampoline {
         /// # Safety
         ///
         /// Call it from C as `semctl(2)` is called.
+        // The jump leaves every register and the stack as the caller set
+        // them, so the C function receives the call itself: its named
+        // arguments, its variadic one, and (x86_64) the vector count in %al.
         #[unsafe(naked)]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name() {

@@ -238,11 +238,11 @@ impl ArenaFile {
             // The umask may have cleared bits the creator asked for.
             // SAFETY: `fd` is an open file of ours.
             if unsafe { libc::fchmod(fd, mode as libc::mode_t) } != 0 {
-                return Err(ArenaError::io(path, "fchmod"));
+                return Err(Self::close_after(fd, ArenaError::io(path, "fchmod")));
             }
             // SAFETY: as above.
             if unsafe { libc::ftruncate(fd, libc::off_t::from(layout.size)) } != 0 {
-                return Err(ArenaError::io(path, "ftruncate"));
+                return Err(Self::close_after(fd, ArenaError::io(path, "ftruncate")));
             }
             let file = Self::map_fd(path, fd)?;
             let now = super::process::wall_clock();
@@ -263,14 +263,16 @@ impl ArenaFile {
         published
     }
 
+    /// Closes `fd`, ours, after the failure `err` (its errno already read).
+    fn close_after(fd: libc::c_int, err: ArenaError) -> ArenaError {
+        // SAFETY: `fd` is ours and nothing else holds it.
+        unsafe { libc::close(fd) };
+        err
+    }
+
     /// Maps the open file `fd`, which the result owns (or which is closed on failure).
     fn map_fd(path: &Path, fd: libc::c_int) -> Result<ArenaFile, ArenaError> {
-        let mapped = Self::map_owned_fd(path, fd);
-        if mapped.is_err() {
-            // SAFETY: `fd` is ours and nothing else holds it.
-            unsafe { libc::close(fd) };
-        }
-        mapped
+        Self::map_owned_fd(path, fd).map_err(|err| Self::close_after(fd, err))
     }
 
     fn map_owned_fd(path: &Path, fd: libc::c_int) -> Result<ArenaFile, ArenaError> {

@@ -91,6 +91,8 @@ impl Held {
         Held
     }
 
+    // A `&mut` from `&self` is sound here: the process-wide mutex `self`
+    // holds is what makes the state exclusive, not the borrow.
     #[allow(clippy::mut_from_ref)]
     fn state(&self) -> &mut State {
         // SAFETY: the lock is held for the life of `self`, and `State` is

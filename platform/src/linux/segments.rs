@@ -13,8 +13,9 @@
 //! file, and usysv leaves none), not removed: the next segment of that slot
 //! and creator, with the same group and permission bits, takes the empty
 //! file and sizes it, so it reads as zeros, and a segment's whole life
-//! costs no path lookup. A file that is not empty, or not as the new
-//! segment needs it, is replaced.
+//! creates and unlinks no file. A file that is not empty, not exactly as
+//! the new segment needs it, or changed by `IPC_SET` since it was made, is
+//! replaced: no process that opened it could open less than the new one.
 //!
 //! A segment's token ([`Placement::Host`]) is its creator's uid (which
 //! names the file) and the file's inode number (which tells the file from
@@ -94,23 +95,26 @@ fn stat(fd: &OwnedFd) -> Option<libc::stat> {
     (unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) } == 0).then_some(stat)
 }
 
+/// A file's mode bit that says `IPC_SET` changed its owner or mode after
+/// it was made: whoever opened it before may have had more access than
+/// its creator now gives, so it is never taken for another segment.
+/// (Linux ignores the sticky bit on a regular file.)
+const CHANGED: u32 = libc::S_ISVTX;
+
 /// The inode number of the empty file `fd`, if a new segment of `perm`
-/// may take it: a regular file still in the directory, empty, its
-/// creator's, of its group, given its permission bits (`mode`) if it has
-/// others.
+/// with permission bits `mode` may take it: a regular file still in the
+/// directory, empty, its creator's, of its group, with exactly those bits
+/// (and never changed by `IPC_SET`), so that no one could have opened it
+/// who may not open the new segment's.
 fn reusable(fd: &OwnedFd, perm: &IpcPerm, mode: u32) -> Option<u64> {
     let stat = stat(fd)?;
     let fits = stat.st_mode & libc::S_IFMT == libc::S_IFREG
         && stat.st_nlink == 1
         && stat.st_size == 0
         && stat.st_uid == perm.cuid
-        && stat.st_gid == perm.cgid;
-    // SAFETY (of fchmod): `fd` is open, and the file this process's own;
-    // only its permission bits change.
-    let moded = fits
-        && (stat.st_mode & 0o7777 == mode
-            || unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } == 0);
-    moded.then_some(stat.st_ino)
+        && stat.st_gid == perm.cgid
+        && stat.st_mode & 0o7777 == mode;
+    fits.then_some(stat.st_ino)
 }
 
 /// Opens `name` in directory `dir` with `flags` (and `mode`, when it
@@ -134,7 +138,8 @@ impl SegmentFiles {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
-        let dir_path = dir.to_path_buf();
+        // Absolute, so that listing the files still works after a chdir.
+        let dir_path = std::path::absolute(dir)?;
         let dir = CString::new(dir.as_os_str().as_bytes())?;
         let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
         // SAFETY: `dir` is a NUL-terminated string.
@@ -280,9 +285,10 @@ impl SegmentFiles {
 
     /// After `IPC_SET` of segment `shmid` (whose token is `token`): gives
     /// the file the segment's new permission bits, and its new owner where
-    /// the process may. The kernel lets only the file's owner (or a
-    /// privileged process) do either; otherwise the file keeps what it had
-    /// and the segment's new mode governs only usysv's own checks.
+    /// the process may, and marks it changed ([`CHANGED`]). The kernel lets
+    /// only the file's owner (or a privileged process) do either; otherwise
+    /// the file keeps what it had and the segment's new mode governs only
+    /// usysv's own checks.
     pub fn set_owner_and_mode(&self, shmid: i32, token: u64, uid: u32, gid: u32, mode: u32) {
         let name = self.name(index_of(shmid), (token >> 32) as u32);
         let Ok(fd) = open_at(&self.dir, &name, libc::O_PATH, 0) else {
@@ -291,12 +297,18 @@ impl SegmentFiles {
         if !stat(&fd).is_some_and(|stat| same_file(token, stat.st_ino)) {
             return;
         }
-        let dir = self.dir.as_raw_fd();
-        // SAFETY: `name` is a NUL-terminated string; both calls only change
-        // the file's metadata, and failures are left as documented.
+        // The file checked, not whatever the name holds by now: chown
+        // through the descriptor itself, chmod through its /proc link
+        // (fchmod refuses an O_PATH descriptor).
+        let link = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        // SAFETY: an empty path with AT_EMPTY_PATH names `fd`'s file, and
+        // `link` is a NUL-terminated path to it; both calls only change the
+        // file's metadata, and failures are left as documented.
         unsafe {
-            libc::fchownat(dir, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW);
-            libc::fchmodat(dir, name.as_ptr(), mode & 0o777, 0);
+            libc::fchownat(fd.as_raw_fd(), c"".as_ptr(), uid, gid, libc::AT_EMPTY_PATH);
+            if let Ok(link) = link {
+                libc::fchmodat(libc::AT_FDCWD, link.as_ptr(), (mode & 0o777) | CHANGED, 0);
+            }
         }
     }
 
@@ -364,7 +376,12 @@ impl SegmentFiles {
         };
         for entry in entries.flatten() {
             if let Some((index, uid)) = segment_of(&self.arena_name, entry.file_name().as_bytes()) {
-                each(&self.name(index, uid));
+                let name = self.name(index, uid);
+                // Only the name usysv makes: not another spelling of the
+                // numbers (`05`, `+5`) that would count one file twice.
+                if name.0.split(|&b| b == 0).next() == Some(entry.file_name().as_bytes()) {
+                    each(&name);
+                }
             }
         }
     }
