@@ -152,6 +152,15 @@ pub(crate) fn leaked_arena() -> &'static [AtomicU32] {
     Vec::leak(memory(&small_limits()))
 }
 
+/// A fresh arena of the small limits ([`leaked_arena`]), the host of its
+/// first process, and that process's namespace, which creates the arena.
+pub(crate) fn fresh_namespace() -> (&'static [AtomicU32], TestHost, Namespace<'static, TestHost>) {
+    let mem = leaked_arena();
+    let host = TestHost::family();
+    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    (mem, host, ns)
+}
+
 /// Starts `pid`'s work on its own thread, with its own namespace.
 pub(crate) fn spawn_process<T: Send + 'static>(
     host: &TestHost,

@@ -7,7 +7,8 @@ use std::vec::Vec;
 use crate::msg::{MSG_COPY, MSG_EXCEPT, MSG_NOERROR};
 use crate::perm::{IPC_NOWAIT, IPC_PRIVATE};
 use crate::tests::{
-    assert_clean, leaked_arena, memory, small_limits, spawn_process, TestHost, USER,
+    assert_clean, fresh_namespace, leaked_arena, memory, small_limits, spawn_process, TestHost,
+    USER,
 };
 use crate::{Cred, Errno, Namespace};
 
@@ -235,9 +236,7 @@ fn random_sends_and_receives_agree_with_a_model_of_the_kernel() {
 
 #[test]
 fn blocked_senders_and_receivers_are_woken() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.msgget(IPC_PRIVATE, 0o600, &USER).unwrap();
     let receiver = spawn_process(&host, 2, mem, move |ns| receive(ns, id, 64, 9, 0));
     std::thread::sleep(Duration::from_millis(20));
@@ -272,9 +271,7 @@ fn blocked_senders_and_receivers_are_woken() {
 
 #[test]
 fn a_producer_and_a_consumer_move_many_messages_intact() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.msgget(IPC_PRIVATE, 0o600, &USER).unwrap();
     const COUNT: u32 = 5000;
     let producer = spawn_process(&host, 2, mem, move |ns| {

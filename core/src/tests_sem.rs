@@ -2,13 +2,14 @@
 
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 use std::vec::Vec;
 
 use crate::perm::{IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE};
 use crate::sem::{SemBuf, SemQuery, Timeout, SEM_UNDO};
 use crate::tests::{
-    assert_clean, die_inside, leaked_arena, memory, park_dead, small_limits, spawn_process,
+    assert_clean, die_inside, fresh_namespace, memory, park_dead, small_limits, spawn_process,
     TestHost, USER,
 };
 use crate::{Cred, Errno, Namespace};
@@ -27,6 +28,11 @@ fn value(ns: &Namespace<'_, TestHost>, id: i32, num: i32) -> i32 {
     ns.sem_query(id, num, SemQuery::Value, &USER).unwrap()
 }
 
+/// GETNCNT: how many wait to decrease semaphore `num`.
+fn ncnt(ns: &Namespace<'_, TestHost>, id: i32, num: i32) -> Result<i32, Errno> {
+    ns.sem_query(id, num, SemQuery::WaitingToDecrease, &USER)
+}
+
 /// Waits (bounded) until `cond` holds.
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     for _ in 0..5000 {
@@ -38,10 +44,28 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("never happened: {what}");
 }
 
+/// Starts processes 2, 3 and 4, each blocking to take 1 from semaphore 0 of
+/// set `id`, and waits until all three are queued; their semop results.
+fn queue_three_decrements(
+    host: &TestHost,
+    mem: &'static [AtomicU32],
+    ns: &Namespace<'_, TestHost>,
+    id: i32,
+) -> Vec<JoinHandle<Result<(), Errno>>> {
+    let waiters = (2..5)
+        .map(|pid| {
+            spawn_process(host, pid, mem, move |ns| {
+                ns.semop(id, &[op(0, -1, 0)], &USER)
+            })
+        })
+        .collect();
+    eventually("queued", || ncnt(ns, id, 0) == Ok(3));
+    waiters
+}
+
 #[test]
 fn semget_checks_sizes_and_keys_like_the_kernel() {
-    let mem = leaked_arena();
-    let ns = Namespace::create(mem, &small_limits(), TestHost::family()).unwrap();
+    let (_, _, ns) = fresh_namespace();
     assert_eq!(ns.semget(IPC_PRIVATE, 0, 0o600, &USER), Err(Errno::EINVAL));
     assert_eq!(ns.semget(IPC_PRIVATE, -1, 0o600, &USER), Err(Errno::EINVAL));
     assert_eq!(
@@ -91,8 +115,7 @@ fn semmns_is_a_limit_across_sets() {
 
 #[test]
 fn semop_errors_come_in_the_kernels_order() {
-    let mem = leaked_arena();
-    let ns = Namespace::create(mem, &small_limits(), TestHost::family()).unwrap();
+    let (_, _, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 3, 0o600, &USER).unwrap();
     let many = vec![op(0, 1, 0); 501];
     assert_eq!(ns.semop(id, &[], &USER), Err(Errno::EINVAL));
@@ -160,8 +183,7 @@ fn semop_errors_come_in_the_kernels_order() {
 
 #[test]
 fn operations_apply_all_or_nothing_in_order() {
-    let mem = leaked_arena();
-    let ns = Namespace::create(mem, &small_limits(), TestHost::family()).unwrap();
+    let (_, _, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 3, 0o600, &USER).unwrap();
     assert_eq!(ns.sem_stat(id, &USER).unwrap().otime, 0);
     ns.semop(id, &[op(0, 2, 0), op(1, 1, 0)], &USER).unwrap();
@@ -200,8 +222,7 @@ fn operations_apply_all_or_nothing_in_order() {
 
 #[test]
 fn setval_and_setall_check_ranges_and_set_ctime() {
-    let mem = leaked_arena();
-    let ns = Namespace::create(mem, &small_limits(), TestHost::family()).unwrap();
+    let (_, _, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 2, 0o600, &USER).unwrap();
     assert_eq!(ns.sem_setval(id, 0, -1, &USER), Err(Errno::ERANGE));
     assert_eq!(
@@ -247,9 +268,7 @@ fn setval_and_setall_check_ranges_and_set_ctime() {
 
 #[test]
 fn a_blocked_caller_is_completed_by_the_waker_in_fifo_order() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut workers = Vec::new();
@@ -260,9 +279,7 @@ fn a_blocked_caller_is_completed_by_the_waker_in_fifo_order() {
             order.lock().unwrap().push(pid);
         }));
         // Queue them up one after another.
-        eventually("queued", || {
-            ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(pid as i32 - 1)
-        });
+        eventually("queued", || ncnt(&ns, id, 0) == Ok(pid as i32 - 1));
     }
     for released in 1..=4 {
         ns.semop(id, &[op(0, 1, 0)], &USER).unwrap();
@@ -283,36 +300,25 @@ fn a_blocked_caller_is_completed_by_the_waker_in_fifo_order() {
 
 #[test]
 fn a_small_request_is_not_held_behind_a_large_one() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 2, 0o600, &USER).unwrap();
     let large = spawn_process(&host, 2, mem, move |ns| {
         ns.semop(id, &[op(0, -5, 0)], &USER)
     });
-    eventually("large queued", || {
-        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(1)
-    });
+    eventually("large queued", || ncnt(&ns, id, 0) == Ok(1));
     let small = spawn_process(&host, 3, mem, move |ns| {
         ns.semop(id, &[op(0, -1, 0)], &USER)
     });
-    eventually("small queued", || {
-        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(2)
-    });
+    eventually("small queued", || ncnt(&ns, id, 0) == Ok(2));
     // A multi-op waiter counts only on the semaphore it is blocked on.
     let zero = spawn_process(&host, 4, mem, move |ns| {
         ns.semop(id, &[op(1, 0, 0), op(0, -9, 0)], &USER)
     });
-    eventually("zero queued", || {
-        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(3)
-    });
+    eventually("zero queued", || ncnt(&ns, id, 0) == Ok(3));
     assert_eq!(ns.sem_query(id, 1, SemQuery::WaitingForZero, &USER), Ok(0));
     ns.semop(id, &[op(0, 1, 0)], &USER).unwrap();
     assert_eq!(small.join().unwrap(), Ok(()));
-    assert_eq!(
-        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER),
-        Ok(2)
-    );
+    assert_eq!(ncnt(&ns, id, 0), Ok(2));
     ns.sem_setval(id, 0, 5, &USER).unwrap();
     assert_eq!(large.join().unwrap(), Ok(()));
     assert_eq!(value(&ns, id, 0), 0);
@@ -323,17 +329,13 @@ fn a_small_request_is_not_held_behind_a_large_one() {
 
 #[test]
 fn wait_for_zero_is_served_before_altering_waiters() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
     ns.sem_setval(id, 0, 1, &USER).unwrap();
     let down = spawn_process(&host, 2, mem, move |ns| {
         ns.semop(id, &[op(0, -2, 0)], &USER)
     });
-    eventually("down queued", || {
-        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(1)
-    });
+    eventually("down queued", || ncnt(&ns, id, 0) == Ok(1));
     let zero = spawn_process(&host, 3, mem, move |ns| ns.semop(id, &[op(0, 0, 0)], &USER));
     eventually("zero queued", || {
         ns.sem_query(id, 0, SemQuery::WaitingForZero, &USER) == Ok(1)
@@ -347,9 +349,7 @@ fn wait_for_zero_is_served_before_altering_waiters() {
 
 #[test]
 fn timeouts_and_removal_end_a_wait() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
     let t = Timeout {
         sec: 0,
@@ -361,21 +361,8 @@ fn timeouts_and_removal_end_a_wait() {
         Err(Errno::EAGAIN)
     );
     assert!(start.elapsed() >= Duration::from_millis(29));
-    assert_eq!(
-        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER),
-        Ok(0),
-        "unqueued"
-    );
-    let waiters: Vec<_> = (2..5)
-        .map(|pid| {
-            spawn_process(&host, pid, mem, move |ns| {
-                ns.semop(id, &[op(0, -1, 0)], &USER)
-            })
-        })
-        .collect();
-    eventually("queued", || {
-        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(3)
-    });
+    assert_eq!(ncnt(&ns, id, 0), Ok(0), "unqueued");
+    let waiters = queue_three_decrements(&host, mem, &ns, id);
     ns.sem_remove(id, &USER).unwrap();
     for waiter in waiters {
         assert_eq!(waiter.join().unwrap(), Err(Errno::EIDRM));
@@ -386,20 +373,9 @@ fn timeouts_and_removal_end_a_wait() {
 
 #[test]
 fn waiters_are_still_served_after_a_holder_of_the_set_lock_dies() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
-    let waiters: Vec<_> = (2..5)
-        .map(|pid| {
-            spawn_process(&host, pid, mem, move |ns| {
-                ns.semop(id, &[op(0, -1, 0)], &USER)
-            })
-        })
-        .collect();
-    eventually("queued", || {
-        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(3)
-    });
+    let waiters = queue_three_decrements(&host, mem, &ns, id);
     // Dies holding the set's lock with a half-made change.
     die_inside(&host, 9, mem, move |ns, host| {
         let mut locked = ns.lock_object(crate::Kind::Sem, id).unwrap();
@@ -436,9 +412,7 @@ fn as_process<T: Send + 'static>(
 
 #[test]
 fn undo_is_applied_when_the_process_leaves_and_clamped() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 3, 0o600, &USER).unwrap();
     as_process(&host, 2, mem, move |ns| {
         ns.semop(id, &[op(0, 2, UNDO)], &USER).unwrap();
@@ -473,8 +447,7 @@ fn undo_is_applied_when_the_process_leaves_and_clamped() {
 
 #[test]
 fn adjustments_stay_within_semaem() {
-    let mem = leaked_arena();
-    let ns = Namespace::create(mem, &small_limits(), TestHost::family()).unwrap();
+    let (_, _, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
     ns.semop(id, &[op(0, 32767, UNDO)], &USER).unwrap();
     ns.semop(id, &[op(0, -32767, 0)], &USER).unwrap();
@@ -491,9 +464,7 @@ fn adjustments_stay_within_semaem() {
 
 #[test]
 fn setval_clears_one_adjustment_and_setall_all_of_them() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 2, 0o600, &USER).unwrap();
     let (go, wait) = std::sync::mpsc::channel::<()>();
     let (done, finished) = std::sync::mpsc::channel::<()>();
@@ -529,16 +500,12 @@ fn setval_clears_one_adjustment_and_setall_all_of_them() {
 
 #[test]
 fn a_sleeper_completed_by_the_waker_gets_its_adjustment() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
     let sleeper = spawn_process(&host, 2, mem, move |ns| {
         ns.semop(id, &[op(0, -1, UNDO)], &USER)
     });
-    eventually("queued", || {
-        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(1)
-    });
+    eventually("queued", || ncnt(&ns, id, 0) == Ok(1));
     ns.semop(id, &[op(0, 1, 0)], &USER).unwrap();
     assert_eq!(sleeper.join().unwrap(), Ok(()));
     assert_eq!(value(&ns, id, 0), 1, "its -1 undone when it left");
@@ -547,9 +514,7 @@ fn a_sleeper_completed_by_the_waker_gets_its_adjustment() {
 
 #[test]
 fn records_of_a_removed_set_are_void_and_dropped() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let used = ns.heap_used();
     let old = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
     let (go, wait) = std::sync::mpsc::channel::<i32>();
@@ -574,9 +539,7 @@ fn records_of_a_removed_set_are_void_and_dropped() {
 
 #[test]
 fn registrations_of_one_process_share_its_adjustments() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let first = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, first) = fresh_namespace();
     let second = Namespace::open(mem, host.clone()).unwrap();
     assert_eq!(first.tag(), second.tag());
     let id = first.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
@@ -593,9 +556,7 @@ fn registrations_of_one_process_share_its_adjustments() {
 /// read-modify-write, each inside P and V on a binary semaphore with
 /// `flags`: only the semaphore makes the total exact.
 fn counter_under_a_binary_semaphore(flags: i16, rounds: u32) {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
     ns.sem_setval(id, 0, 1, &USER).unwrap();
     let counter = Arc::new(AtomicU32::new(0));
@@ -653,9 +614,7 @@ fn dies_after<T: Send + 'static>(
 
 #[test]
 fn a_dead_processs_adjustments_are_applied_when_a_value_is_read() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 2, 0o600, &USER).unwrap();
     ns.sem_setval(id, 0, 1, &USER).unwrap();
     dies_after(&host, 2, mem, move |ns| {
@@ -675,9 +634,7 @@ fn a_dead_processs_adjustments_are_applied_when_a_value_is_read() {
 
 #[test]
 fn a_sleeper_gets_what_a_dead_holder_had_taken_with_sem_undo() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
     ns.sem_setval(id, 0, 1, &USER).unwrap();
     let holding = Arc::new(Mutex::new(()));
@@ -694,9 +651,7 @@ fn a_sleeper_gets_what_a_dead_holder_had_taken_with_sem_undo() {
     let sleeper = spawn_process(&host, 3, mem, move |ns| {
         ns.semop(id, &[op(0, -1, UNDO)], &USER)
     });
-    eventually("the sleeper waits", || {
-        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(1)
-    });
+    eventually("the sleeper waits", || ncnt(&ns, id, 0) == Ok(1));
     drop(held);
     holder.join().unwrap();
     host.kill(2);

@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 
 use crate::perm::{IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
 use crate::shm::{AttachInfo, Placement, SHM_DEST, SHM_RDONLY};
-use crate::tests::{assert_clean, leaked_arena, small_limits, spawn_process, TestHost, USER};
+use crate::tests::{
+    assert_clean, fresh_namespace, leaked_arena, small_limits, spawn_process, TestHost, USER,
+};
 use crate::{Cred, Errno, Limits, Namespace};
 
 const OTHER: Cred<'static> = Cred {
@@ -80,9 +82,7 @@ fn shmget_checks_sizes_and_limits_like_the_kernel() {
 
 #[test]
 fn attachments_count_across_processes_and_removal_waits_for_the_last() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let id = ns.shmget(7, 5000, IPC_CREAT | 0o640, &USER, make).unwrap();
     let host_placed = AttachInfo {
         segsz: 5000,
@@ -161,9 +161,7 @@ fn shmctl_set_lock_and_info() {
 
 #[test]
 fn a_forked_child_inherits_attachments_and_exec_or_exit_ends_them() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let parent = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, parent) = fresh_namespace();
     let id = parent
         .shmget(IPC_PRIVATE, 100, IPC_CREAT | 0o600, &USER, make)
         .unwrap();
@@ -226,9 +224,7 @@ fn a_forked_child_inherits_attachments_and_exec_or_exit_ends_them() {
 
 #[test]
 fn segments_placed_in_the_arena_are_zeroed_shared_and_freed() {
-    let mem = leaked_arena();
-    let host = TestHost::family();
-    let ns = Namespace::create(mem, &small_limits(), host.clone()).unwrap();
+    let (mem, host, ns) = fresh_namespace();
     let before = ns.heap_used();
     let in_arena = |_: i32, _: u64, _: &crate::perm::IpcPerm| Ok(Placement::Arena);
     let id = ns
@@ -307,8 +303,7 @@ fn a_mapping_over_part_of_an_attachment_leaves_pieces_ended_together() {
 
 #[test]
 fn a_corrupt_piece_is_refused_rather_than_unmapped() {
-    let mem = leaked_arena();
-    let ns = Namespace::create(mem, &small_limits(), TestHost::family()).unwrap();
+    let (mem, _, ns) = fresh_namespace();
     let id = ns
         .shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600, &USER, make)
         .unwrap();

@@ -136,6 +136,19 @@ impl Helper {
         String::from_utf8(line).unwrap()
     }
 
+    /// Reads its lines up to the first that is empty or `last` (neither
+    /// returned); the end of its output reads as an empty line.
+    pub fn lines_until(&mut self, last: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.read_line();
+            if line.is_empty() || line == last {
+                return lines;
+            }
+            lines.push(line);
+        }
+    }
+
     /// Its next line, failing the test if none comes within `limit` (a helper
     /// blocked where it should not be).
     pub fn line_within(&mut self, limit: Duration) -> String {
@@ -199,6 +212,15 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(start.elapsed() < PATIENCE, "never happened: {what}");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Whether process `pid` is asleep (state `S` in `/proc/PID/stat`).
+pub fn asleep(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+    after_name.split_whitespace().next() == Some("S")
 }
 
 /// A small deterministic random generator (xorshift64).
@@ -345,6 +367,18 @@ impl Names {
         }
     }
 
+    /// Shows the result of a call that returns an id: the id's token (given
+    /// it first, as by [`Names::learn_id`]), or the errno's name.
+    pub fn returned_id(&mut self, result: Result<i32, i32>) -> String {
+        match result {
+            Ok(id) => {
+                self.learn_id(id);
+                self.id(id)
+            }
+            Err(errno) => errno_name(errno),
+        }
+    }
+
     /// Gives `key` (one the run made) the next token.
     pub fn learn_key(&mut self, key: i32) {
         self.keys.push(key);
@@ -423,6 +457,92 @@ pub fn errno_name(errno: i32) -> String {
     }
 }
 
+/// How a transcript shows the result of a call that returns nothing: `ok`,
+/// or the errno's name.
+pub fn ok_or_errno(result: &Result<(), i32>) -> String {
+    match result {
+        Ok(()) => "ok".into(),
+        Err(errno) => errno_name(*errno),
+    }
+}
+
+/// How a transcript shows a pid: `0`, `me` (this process) or `other`.
+pub fn pid_name(pid: i32) -> &'static str {
+    match pid {
+        0 => "0",
+        pid if pid == my_pid() => "me",
+        _ => "other",
+    }
+}
+
+/// How a transcript shows flags: the names of those in `names` that are
+/// set, joined by `|`, then any other bits in octal; `0` for none.
+pub fn flags_text(flags: i32, names: &[(i32, &str)]) -> String {
+    let mut parts = Vec::new();
+    let mut left = flags;
+    for &(bit, name) in names {
+        if flags & bit != 0 {
+            parts.push(name.to_string());
+            left &= !bit;
+        }
+    }
+    if left != 0 {
+        parts.push(format!("{left:#o}"));
+    }
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join("|")
+    }
+}
+
+/// How a transcript shows bytes: themselves when short and printable, else
+/// their length and hash (FNV-1a, 32 bits).
+pub fn bytes_text(data: &[u8]) -> String {
+    if data.len() <= 24 && data.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("{:?}", String::from_utf8_lossy(data))
+    } else {
+        let fnv = data.iter().fold(0x811c_9dc5_u32, |hash, &byte| {
+            (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+        });
+        format!("{} bytes #{fnv:08x}", data.len())
+    }
+}
+
+/// `len` bytes made from `seed` (the same in both worlds).
+pub fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    (0..len).map(|_| rng.next_u64() as u8).collect()
+}
+
+/// Prints a line of `world`'s transcript as it is written, if
+/// `USYSV_TRACE` is set.
+pub fn trace(world: &str, line: &str) {
+    if std::env::var_os("USYSV_TRACE").is_some() {
+        eprintln!("{world}: {line}");
+    }
+}
+
+/// Prints the kernel's transcript of `what`, if `USYSV_SHOW_TRANSCRIPTS`
+/// is set (with `--nocapture`).
+pub fn show_transcript(what: &str, kernel: &[String]) {
+    if std::env::var_os("USYSV_SHOW_TRANSCRIPTS").is_some() {
+        eprintln!("{what}:\n    {}", kernel.join("\n    "));
+    }
+}
+
+/// Waits for the wall clock's second to change, so that a time stamped
+/// from now on differs from every earlier one.
+pub fn wait_for_the_next_second() {
+    let second = now();
+    while now() == second {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Both worlds stamp times from a coarse clock, which may lag the
+    // precise one by a clock tick.
+    std::thread::sleep(Duration::from_millis(50));
+}
+
 /// Wall-clock seconds since the epoch, from the clock System V times come
 /// from: `time()`, the coarse clock the kernel stamps them with (and usysv
 /// too). The fine clock can already show the next second when these do not.
@@ -472,6 +592,10 @@ pub fn sigusr1_handled() -> u32 {
 
 /// The kernel's System V calls as the tests make them, for comparison.
 pub mod kernel {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use usysv_platform::usysv_core::perm::IPC_PRIVATE;
+
     /// The errno of the last failed call.
     pub fn last_errno() -> i32 {
         std::io::Error::last_os_error().raw_os_error().unwrap()
@@ -484,6 +608,35 @@ pub mod kernel {
         } else {
             Ok(ret)
         }
+    }
+
+    /// A key of this process's own that names no object yet. `get` is the
+    /// kind's get call without flags (`semget(key, 0, 0)`, …), which fails
+    /// with ENOENT when no object has the key.
+    pub fn unused_key(get: impl Fn(i32) -> libc::c_int) -> i32 {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            // 22 bits of pid, 9 of counter: positive, and this process's own.
+            let key = ((std::process::id() & 0x3f_ffff) << 9 | (n & 0x1ff)) as i32;
+            if key != IPC_PRIVATE && get(key) == -1 && last_errno() == libc::ENOENT {
+                return key;
+            }
+        }
+    }
+
+    /// The kernel's limit `/proc/sys/kernel/NAME`.
+    pub fn read_limit<T>(name: &str) -> T
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Debug,
+    {
+        let path = format!("/proc/sys/kernel/{name}");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("{path}: {err}"))
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     /// `msgsnd(2)` of a message of type `mtype` holding `data`.

@@ -22,7 +22,7 @@
 //! `--nocapture`) prints the kernel's transcript of every scenario, and
 //! `USYSV_TRACE=1` every line of both as it happens.
 
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use usysv_platform::usysv_core::msg::{MSG_COPY, MSG_EXCEPT, MSG_NOERROR};
 use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE};
 use usysv_platform::usysv_core::{Errno, Limits, DEFAULT_LIMITS};
 use usysv_platform::{Credentials, Ipc};
+use usysv_tests::kernel::read_limit;
 use usysv_tests::{Helper, Rng, TempDir, Watchdog};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_usysv-msg-helper");
@@ -95,23 +96,14 @@ trait SysV: Sync {
     fn purge(&self);
 }
 
-fn read_limit(name: &str) -> u32 {
-    let path = format!("/proc/sys/kernel/{name}");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|err| panic!("{path}: {err}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// The kernel's MSGMAX.
 fn msgmax() -> usize {
-    read_limit("msgmax") as usize
+    read_limit::<u32>("msgmax") as usize
 }
 
 /// The kernel's MSGMNB.
 fn msgmnb() -> u64 {
-    read_limit("msgmnb").into()
+    read_limit::<u32>("msgmnb").into()
 }
 
 /// The usysv limits that match the kernel's message-queue limits.
@@ -141,8 +133,6 @@ impl Kernel {
     }
 }
 
-use usysv_tests::kernel::last_errno;
-
 use usysv_tests::kernel::checked;
 
 /// `msgctl` with a `struct msqid_ds` (or no buffer, for IPC_RMID).
@@ -159,19 +149,8 @@ impl SysV for Kernel {
     }
 
     fn new_key(&self) -> i32 {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        loop {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            // 22 bits of pid, 9 of counter: positive, and this process's own.
-            let key = ((std::process::id() & 0x3f_ffff) << 9 | (n & 0x1ff)) as i32;
-            // SAFETY: msgget has no memory arguments.
-            if key != IPC_PRIVATE
-                && unsafe { libc::msgget(key, 0) } == -1
-                && last_errno() == libc::ENOENT
-            {
-                return key;
-            }
-        }
+        // SAFETY: msgget has no memory arguments.
+        usysv_tests::kernel::unused_key(|key| unsafe { libc::msgget(key, 0) })
     }
 
     fn msgget(&self, key: i32, flags: i32) -> R<i32> {
@@ -400,54 +379,22 @@ impl SysV for Usysv {
 // ---------------------------------------------------------------------------
 // Transcripts.
 
-use usysv_tests::{errno_name, euid_egid, my_pid, now, Names};
-
-/// FNV-1a, 32 bits.
-fn fnv(data: &[u8]) -> u32 {
-    data.iter().fold(0x811c_9dc5, |hash, &byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    })
-}
-
-/// A message's text: itself when short and printable, else its length and
-/// hash.
-fn text(data: &[u8]) -> String {
-    if data.len() <= 24 && data.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
-        format!("{:?}", String::from_utf8_lossy(data))
-    } else {
-        format!("{} bytes #{:08x}", data.len(), fnv(data))
-    }
-}
+use usysv_tests::{
+    bytes_text, errno_name, euid_egid, ok_or_errno, pid_name, seeded_bytes, trace,
+    wait_for_the_next_second, Names,
+};
 
 /// `msgsnd`/`msgrcv` flags by name.
 fn flags_text(flags: i32) -> String {
-    let mut parts = Vec::new();
-    let mut left = flags;
-    for (bit, name) in [
-        (IPC_NOWAIT, "NOWAIT"),
-        (MSG_NOERROR, "NOERROR"),
-        (MSG_EXCEPT, "EXCEPT"),
-        (MSG_COPY, "COPY"),
-    ] {
-        if flags & bit != 0 {
-            parts.push(name.to_string());
-            left &= !bit;
-        }
-    }
-    if left != 0 {
-        parts.push(format!("{left:#o}"));
-    }
-    if parts.is_empty() {
-        "0".into()
-    } else {
-        parts.join("|")
-    }
-}
-
-/// A message of `len` bytes made from `seed` (the same in both worlds).
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut rng = Rng::new(seed);
-    (0..len).map(|_| rng.next_u64() as u8).collect()
+    usysv_tests::flags_text(
+        flags,
+        &[
+            (IPC_NOWAIT, "NOWAIT"),
+            (MSG_NOERROR, "NOERROR"),
+            (MSG_EXCEPT, "EXCEPT"),
+            (MSG_COPY, "COPY"),
+        ],
+    )
 }
 
 /// One world's run of a scenario: the world, and the transcript so far.
@@ -474,25 +421,8 @@ impl<'w, W: SysV> Run<'w, W> {
         if let Some(step) = self.step {
             line = format!("[{step}] {line}");
         }
-        if std::env::var_os("USYSV_TRACE").is_some() {
-            eprintln!("{}: {line}", self.w.name());
-        }
+        trace(self.w.name(), &line);
         self.lines.push(line);
-    }
-
-    fn pid(pid: i32) -> &'static str {
-        match pid {
-            0 => "0",
-            pid if pid == my_pid() => "me",
-            _ => "other",
-        }
-    }
-
-    fn done(result: &R<()>) -> String {
-        match result {
-            Ok(()) => "ok".into(),
-            Err(errno) => errno_name(*errno),
-        }
     }
 
     fn new_key(&mut self) -> i32 {
@@ -504,13 +434,7 @@ impl<'w, W: SysV> Run<'w, W> {
     /// `msgget`; the id, or -1.
     fn msgget(&mut self, key: i32, flags: i32) -> i32 {
         let result = self.w.msgget(key, flags);
-        if let Ok(id) = result {
-            self.names.learn_id(id);
-        }
-        let shown = match result {
-            Ok(id) => self.names.id(id),
-            Err(errno) => errno_name(errno),
-        };
+        let shown = self.names.returned_id(result);
         let key = self.names.key(key);
         self.note(format!("msgget({key}, {flags:#o}) = {shown}"));
         result.unwrap_or(-1)
@@ -527,9 +451,9 @@ impl<'w, W: SysV> Run<'w, W> {
         let line = format!(
             "msgsnd({}, type {mtype}, {}, {}) = {}",
             self.names.id(id),
-            text(data),
+            bytes_text(data),
             flags_text(flags),
-            Self::done(&result)
+            ok_or_errno(&result)
         );
         self.note(line);
         result.is_ok()
@@ -539,7 +463,7 @@ impl<'w, W: SysV> Run<'w, W> {
     fn rcv(&mut self, id: i32, bufsz: i64, msgtyp: i64, flags: i32) -> bool {
         let result = self.w.msgrcv(id, bufsz, msgtyp, flags);
         let shown = match &result {
-            Ok((mtype, data)) => format!("type {mtype} {}", text(data)),
+            Ok((mtype, data)) => format!("type {mtype} {}", bytes_text(data)),
             Err(errno) => errno_name(*errno),
         };
         let line = format!(
@@ -576,8 +500,8 @@ impl<'w, W: SysV> Run<'w, W> {
                 s.qnum,
                 s.cbytes,
                 s.qbytes,
-                Self::pid(s.lspid),
-                Self::pid(s.lrpid),
+                pid_name(s.lspid),
+                pid_name(s.lrpid),
                 self.names.time(s.stime),
                 self.names.time(s.rtime),
                 self.names.time(s.ctime),
@@ -594,7 +518,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let line = format!(
             "IPC_SET({}, uid {uid}, gid {gid}, mode {mode:#o}, qbytes {qbytes}) = {}",
             self.names.id(id),
-            Self::done(&result)
+            ok_or_errno(&result)
         );
         self.note(line);
     }
@@ -607,20 +531,14 @@ impl<'w, W: SysV> Run<'w, W> {
 
     fn rmid(&mut self, id: i32) {
         let result = self.w.rmid(id);
-        let line = format!("IPC_RMID({}) = {}", self.names.id(id), Self::done(&result));
+        let line = format!("IPC_RMID({}) = {}", self.names.id(id), ok_or_errno(&result));
         self.note(line);
     }
 
     /// Waits for the wall clock's second to change, so that a time stamped
     /// from now on differs from every earlier one.
     fn tick(&mut self) {
-        let second = now();
-        while now() == second {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // Both worlds stamp times from a coarse clock, which may lag the
-        // precise one by a clock tick.
-        std::thread::sleep(Duration::from_millis(50));
+        wait_for_the_next_second();
         self.note("(a second passes)");
     }
 }
@@ -638,9 +556,7 @@ macro_rules! differential {
                 let usysv = transcript(&Usysv::new(stringify!($test)), $scenario::<Usysv>);
                 (kernel.join().unwrap(), usysv)
             });
-            if std::env::var_os("USYSV_SHOW_TRANSCRIPTS").is_some() {
-                eprintln!("{}:\n    {}", stringify!($test), kernel.join("\n    "));
-            }
+            usysv_tests::show_transcript(stringify!($test), &kernel);
             usysv_tests::assert_same(&kernel, &usysv);
         }
     };
@@ -726,16 +642,16 @@ fn msgsnd_errors_in_order<W: SysV>(r: &mut Run<W>) {
     r.snd(q, i64::MAX, b"x", 0);
     r.snd(q, 1, b"x", 0);
     // The size: MSGMAX bytes, not one more.
-    r.snd(q, 2, &bytes(1, max), 0);
-    r.snd(q, 2, &bytes(2, max + 1), 0);
-    r.snd(q, 2, &bytes(2, max + 1), IPC_NOWAIT);
-    r.snd(q, 2, &bytes(3, 2 * max), 0);
+    r.snd(q, 2, &seeded_bytes(1, max), 0);
+    r.snd(q, 2, &seeded_bytes(2, max + 1), 0);
+    r.snd(q, 2, &seeded_bytes(2, max + 1), IPC_NOWAIT);
+    r.snd(q, 2, &seeded_bytes(3, 2 * max), 0);
     r.stat(q);
     // The size and the type before the id.
     r.snd(stale, 0, b"x", 0);
-    r.snd(stale, 1, &bytes(4, max + 1), 0);
+    r.snd(stale, 1, &seeded_bytes(4, max + 1), 0);
     r.snd(-1, 0, b"x", 0);
-    r.snd(-1, 1, &bytes(4, max + 1), 0);
+    r.snd(-1, 1, &seeded_bytes(4, max + 1), 0);
     // The id.
     r.snd(stale, 1, b"x", 0);
     r.snd(stale, 1, b"x", IPC_NOWAIT);
@@ -754,7 +670,7 @@ fn msgsnd_errors_in_order<W: SysV>(r: &mut Run<W>) {
     r.set(q, 0o600, 0);
     r.snd(q, 1, b"", IPC_NOWAIT);
     r.snd(q, 0, b"", IPC_NOWAIT);
-    r.snd(q, 1, &bytes(5, max + 1), IPC_NOWAIT);
+    r.snd(q, 1, &seeded_bytes(5, max + 1), IPC_NOWAIT);
     r.stat(q);
     r.rmid(q);
 }
@@ -765,18 +681,18 @@ fn full_by_bytes_and_by_count<W: SysV>(r: &mut Run<W>) {
     // By bytes.
     r.set(q, 0o600, 100);
     r.stat(q);
-    r.snd(q, 1, &bytes(1, 60), IPC_NOWAIT);
-    r.snd(q, 2, &bytes(2, 40), IPC_NOWAIT);
+    r.snd(q, 1, &seeded_bytes(1, 60), IPC_NOWAIT);
+    r.snd(q, 2, &seeded_bytes(2, 40), IPC_NOWAIT);
     r.stat(q);
-    r.snd(q, 3, &bytes(3, 1), IPC_NOWAIT);
+    r.snd(q, 3, &seeded_bytes(3, 1), IPC_NOWAIT);
     // A full queue still takes an empty message while the count allows.
     r.snd(q, 3, b"", IPC_NOWAIT);
     r.stat(q);
     // A message larger than the queue can ever hold.
-    r.snd(q, 3, &bytes(4, 101), IPC_NOWAIT);
+    r.snd(q, 3, &seeded_bytes(4, 101), IPC_NOWAIT);
     r.take(q, 1);
-    r.snd(q, 3, &bytes(4, 61), IPC_NOWAIT);
-    r.snd(q, 3, &bytes(5, 60), IPC_NOWAIT);
+    r.snd(q, 3, &seeded_bytes(4, 61), IPC_NOWAIT);
+    r.snd(q, 3, &seeded_bytes(5, 60), IPC_NOWAIT);
     r.stat(q);
     // By count: lowering msg_qbytes keeps what is queued.
     r.set(q, 0o600, 3);
@@ -818,14 +734,14 @@ fn full_by_bytes_and_by_count<W: SysV>(r: &mut Run<W>) {
     r.take(q, 0);
     let max = msgmax();
     let mut sent = 0;
-    while sent < 4 && r.snd(q, 7, &bytes(6 + sent, max), IPC_NOWAIT) {
+    while sent < 4 && r.snd(q, 7, &seeded_bytes(6 + sent, max), IPC_NOWAIT) {
         sent += 1;
     }
     r.snd(q, 7, b"", IPC_NOWAIT);
     r.snd(q, 7, b"x", IPC_NOWAIT);
     r.stat(q);
     r.take(q, 7);
-    r.snd(q, 7, &bytes(20, max - 1), IPC_NOWAIT);
+    r.snd(q, 7, &seeded_bytes(20, max - 1), IPC_NOWAIT);
     r.snd(q, 7, b"x", IPC_NOWAIT);
     r.snd(q, 7, b"y", IPC_NOWAIT);
     r.stat(q);
@@ -1005,7 +921,7 @@ fn msgrcv_buffer_sizes<W: SysV>(r: &mut Run<W>) {
     r.rcv(q, 0, 0, IPC_NOWAIT | MSG_NOERROR);
     r.stat(q);
     // E2BIG comes from the message found, not from others.
-    r.snd(q, 3, &bytes(1, 300), 0);
+    r.snd(q, 3, &seeded_bytes(1, 300), 0);
     r.snd(q, 4, b"small", 0);
     r.rcv(q, 10, 0, IPC_NOWAIT);
     r.rcv(q, 10, 4, IPC_NOWAIT);
@@ -1014,7 +930,7 @@ fn msgrcv_buffer_sizes<W: SysV>(r: &mut Run<W>) {
     r.rcv(q, 299, 3, IPC_NOWAIT);
     r.rcv(q, 300, 3, IPC_NOWAIT);
     // Larger than MSGMAX, and the largest there is.
-    r.snd(q, 5, &bytes(2, max as usize), 0);
+    r.snd(q, 5, &seeded_bytes(2, max as usize), 0);
     r.rcv(q, max - 1, 0, IPC_NOWAIT);
     r.rcv(q, max + 1, 0, IPC_NOWAIT | MSG_COPY);
     r.rcv(q, i64::MAX, 0, IPC_NOWAIT);
@@ -1128,7 +1044,7 @@ fn stat_after_each_step<W: SysV>(r: &mut Run<W>) {
     r.take(q, 5);
     r.rcv(q, -1, 0, IPC_NOWAIT);
     r.snd(q, 0, b"z", 0);
-    r.snd(q, 1, &bytes(1, msgmax() + 1), 0);
+    r.snd(q, 1, &seeded_bytes(1, msgmax() + 1), 0);
     r.set(q, 0o644, msgmnb() + 1);
     r.copy(q, 0);
     let after = r.stat(q);
@@ -1173,7 +1089,7 @@ fn ipc_set<W: SysV>(r: &mut Run<W>) {
     r.copy(q, 0);
     // msg_qbytes: lowering keeps the messages; above MSGMNB needs
     // CAP_SYS_RESOURCE, which root here lacks, and nothing changes.
-    r.snd(q, 1, &bytes(1, 1000), 0);
+    r.snd(q, 1, &seeded_bytes(1, 1000), 0);
     r.set(q, 0o600, 10);
     r.stat(q);
     r.set(q, 0o644, msgmnb() + 1);
@@ -1296,7 +1212,7 @@ fn random_traffic<W: SysV>(r: &mut Run<W>, seed: u64) {
                     15..=18 => rng.below(2000),
                     _ => max - 1 + rng.below(3),
                 };
-                let data = bytes(rng.next_u64(), len as usize);
+                let data = seeded_bytes(rng.next_u64(), len as usize);
                 let flags = IPC_NOWAIT | if rng.below(10) == 0 { MSG_NOERROR } else { 0 };
                 r.snd(q, mtype, &data, flags);
             }
@@ -1444,11 +1360,7 @@ fn permission_probe<W: SysV>(w: &W, arena: &str) -> Vec<String> {
                     &mode.to_string(),
                 ],
             );
-            loop {
-                let line = helper.read_line();
-                if line.is_empty() || line == "end" {
-                    break;
-                }
+            for line in helper.lines_until("end") {
                 lines.push(format!("mode {mode:#o}, {prober}: {line}"));
             }
             let status = helper.0.wait().unwrap();
@@ -1472,9 +1384,7 @@ fn mode_bits_and_owners_are_checked_as_the_kernel_checks_them() {
     let usysv_world = Usysv::with_mode("perm", 0o666);
     let arena = usysv_world.ipc.file().path().to_str().unwrap().to_string();
     let usysv = permission_probe(&usysv_world, &arena);
-    if std::env::var_os("USYSV_SHOW_TRANSCRIPTS").is_some() {
-        eprintln!("permission probe:\n    {}", kernel.join("\n    "));
-    }
+    usysv_tests::show_transcript("permission probe", &kernel);
     assert!(
         kernel.iter().any(|line| line.ends_with("err EACCES")),
         "the probe never saw EACCES: did it keep CAP_IPC_OWNER? {kernel:?}"

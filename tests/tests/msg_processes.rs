@@ -18,7 +18,7 @@ use usysv_platform::usysv_core::msg::MSG_COPY;
 use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE};
 use usysv_platform::usysv_core::{Errno, DEFAULT_LIMITS};
 use usysv_platform::Ipc;
-use usysv_tests::{eventually, Helper, TempDir, Watchdog, PATIENCE};
+use usysv_tests::{asleep, eventually, Helper, TempDir, Watchdog, PATIENCE};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_usysv-msg-helper");
 
@@ -49,8 +49,6 @@ enum World {
         dir: TempDir,
     },
 }
-
-use usysv_tests::kernel::last_errno;
 
 use usysv_tests::kernel::checked;
 
@@ -99,18 +97,8 @@ impl World {
         match self {
             World::Usysv { .. } => 0x5157,
             World::Kernel { .. } => {
-                for n in 0.. {
-                    // 22 bits of pid, 9 of counter: positive, and this process's own.
-                    let key = ((std::process::id() & 0x3f_ffff) << 9 | (n & 0x1ff)) as i32;
-                    // SAFETY: msgget has no memory arguments.
-                    if key != IPC_PRIVATE
-                        && unsafe { libc::msgget(key, 0) } == -1
-                        && last_errno() == libc::ENOENT
-                    {
-                        return key;
-                    }
-                }
-                unreachable!()
+                // SAFETY: msgget has no memory arguments.
+                usysv_tests::kernel::unused_key(|key| unsafe { libc::msgget(key, 0) })
             }
         }
     }
@@ -238,11 +226,7 @@ impl Drop for World {
 /// `msgsnd` or `msgrcv` sleeps in: the call itself on the kernel, `futex`
 /// on usysv.
 fn blocked(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let after_name = &stat[stat.rfind(')').unwrap() + 1..];
-    if after_name.split_whitespace().next() != Some("S") {
+    if !asleep(pid) {
         return false;
     }
     let Ok(syscall) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else {

@@ -17,7 +17,7 @@
 //! `USYSV_TRACE=1` every line of both as it happens.
 
 use std::fmt::Display;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
@@ -158,19 +158,8 @@ impl SysV for Kernel {
     }
 
     fn new_key(&self) -> i32 {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        loop {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            // 22 bits of pid, 9 of counter: positive, and this process's own.
-            let key = ((std::process::id() & 0x3f_ffff) << 9 | (n & 0x1ff)) as i32;
-            // SAFETY: semget has no memory arguments.
-            if key != IPC_PRIVATE
-                && unsafe { libc::semget(key, 0, 0) } == -1
-                && last_errno() == libc::ENOENT
-            {
-                return key;
-            }
-        }
+        // SAFETY: semget has no memory arguments.
+        usysv_tests::kernel::unused_key(|key| unsafe { libc::semget(key, 0, 0) })
     }
 
     fn semget(&self, key: i32, nsems: i32, flags: i32) -> R<i32> {
@@ -399,7 +388,7 @@ impl SysV for Usysv {
 // ---------------------------------------------------------------------------
 // Transcripts.
 
-use usysv_tests::{errno_name, euid_egid, my_pid, Names};
+use usysv_tests::{errno_name, euid_egid, ok_or_errno, pid_name, trace, Names};
 
 /// An operation.
 fn op(num: u16, op: i16) -> SemBuf {
@@ -456,22 +445,13 @@ impl<'w, W: SysV> Run<'w, W> {
 
     fn note(&mut self, line: impl Into<String>) {
         let line = line.into();
-        if std::env::var_os("USYSV_TRACE").is_some() {
-            eprintln!("{}: {line}", self.w.name());
-        }
+        trace(self.w.name(), &line);
         self.lines.push(line);
     }
 
     fn result<T: Display>(result: &R<T>) -> String {
         match result {
             Ok(value) => value.to_string(),
-            Err(errno) => errno_name(*errno),
-        }
-    }
-
-    fn done(result: &R<()>) -> String {
-        match result {
-            Ok(()) => "ok".into(),
             Err(errno) => errno_name(*errno),
         }
     }
@@ -485,13 +465,7 @@ impl<'w, W: SysV> Run<'w, W> {
     /// `semget`; the id, or -1.
     fn semget(&mut self, key: i32, nsems: i32, flags: i32) -> i32 {
         let result = self.w.semget(key, nsems, flags);
-        if let Ok(id) = result {
-            self.names.learn_id(id);
-        }
-        let shown = match result {
-            Ok(id) => self.names.id(id),
-            Err(errno) => errno_name(errno),
-        };
+        let shown = self.names.returned_id(result);
         let key = self.names.key(key);
         self.note(format!("semget({key}, {nsems}, {flags:#o}) = {shown}"));
         result.unwrap_or(-1)
@@ -503,7 +477,7 @@ impl<'w, W: SysV> Run<'w, W> {
             "semop({}, {}) = {}",
             self.names.id(id),
             ops_text(ops),
-            Self::done(&result)
+            ok_or_errno(&result)
         );
         self.note(line);
     }
@@ -514,7 +488,7 @@ impl<'w, W: SysV> Run<'w, W> {
             "semtimedop({}, {}, {sec}s {nsec}ns) = {}",
             self.names.id(id),
             ops_text(ops),
-            Self::done(&result)
+            ok_or_errno(&result)
         );
         self.note(line);
     }
@@ -522,9 +496,7 @@ impl<'w, W: SysV> Run<'w, W> {
     fn query(&mut self, id: i32, num: i32, query: Query) {
         let result = self.w.query(id, num, query);
         let shown = match (query, result) {
-            (Query::Pid, Ok(0)) => "0".to_string(),
-            (Query::Pid, Ok(pid)) if pid == my_pid() => "me".to_string(),
-            (Query::Pid, Ok(_)) => "other".to_string(),
+            (Query::Pid, Ok(pid)) => pid_name(pid).to_string(),
             (_, result) => Self::result(&result),
         };
         let name = match query {
@@ -565,7 +537,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let line = format!(
             "SETVAL({}, {num}, {value}) = {}",
             self.names.id(id),
-            Self::done(&result)
+            ok_or_errno(&result)
         );
         self.note(line);
     }
@@ -575,7 +547,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let line = format!(
             "SETALL({}, {values:?}) = {}",
             self.names.id(id),
-            Self::done(&result)
+            ok_or_errno(&result)
         );
         self.note(line);
     }
@@ -606,7 +578,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let line = format!(
             "IPC_SET({}, uid {uid}, gid {gid}, mode {mode:#o}) = {}",
             self.names.id(id),
-            Self::done(&result)
+            ok_or_errno(&result)
         );
         self.note(line);
     }
@@ -619,7 +591,7 @@ impl<'w, W: SysV> Run<'w, W> {
 
     fn rmid(&mut self, id: i32) {
         let result = self.w.rmid(id);
-        let line = format!("IPC_RMID({}) = {}", self.names.id(id), Self::done(&result));
+        let line = format!("IPC_RMID({}) = {}", self.names.id(id), ok_or_errno(&result));
         self.note(line);
     }
 
@@ -650,7 +622,7 @@ impl<'w, W: SysV> Run<'w, W> {
             let _ = self.w.rmid(id);
         }
         let result = thread.join().unwrap();
-        self.note(format!("{name} returned {}", Self::done(&result)));
+        self.note(format!("{name} returned {}", ok_or_errno(&result)));
     }
 }
 
@@ -663,9 +635,7 @@ macro_rules! differential {
             let _watchdog = Watchdog::new(stringify!($test), Duration::from_secs(60));
             let kernel = transcript(&Kernel::new(), $scenario::<Kernel>);
             let usysv = transcript(&Usysv::new(stringify!($test)), $scenario::<Usysv>);
-            if std::env::var_os("USYSV_SHOW_TRANSCRIPTS").is_some() {
-                eprintln!("{}:\n    {}", stringify!($test), kernel.join("\n    "));
-            }
+            usysv_tests::show_transcript(stringify!($test), &kernel);
             usysv_tests::assert_same(&kernel, &usysv);
         }
     };
@@ -1274,14 +1244,7 @@ fn capless_probe<W: SysV>(w: &W, arena: &str) -> Vec<String> {
         std::path::Path::new(HELPER),
         &["perm-probe", arena, &key.to_string(), &set.to_string()],
     );
-    let mut lines = Vec::new();
-    loop {
-        let line = helper.read_line();
-        if line.is_empty() || line == "end" {
-            break;
-        }
-        lines.push(line);
-    }
+    let lines = helper.lines_until("end");
     assert!(helper.0.wait().unwrap().success(), "{lines:?}");
     w.rmid(set).unwrap();
     lines

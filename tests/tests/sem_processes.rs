@@ -17,7 +17,7 @@ use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_PRIVATE};
 use usysv_platform::usysv_core::sem::{SemBuf, SemQuery};
 use usysv_platform::usysv_core::Errno;
 use usysv_platform::Ipc;
-use usysv_tests::{eventually, Helper, TempDir, Watchdog, PATIENCE, SMALL_LIMITS};
+use usysv_tests::{asleep, eventually, Helper, TempDir, Watchdog, PATIENCE, SMALL_LIMITS};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_usysv-test-helper");
 
@@ -194,15 +194,6 @@ fn op(num: u16, op: i16) -> SemBuf {
         sem_op: op,
         sem_flg: 0,
     }
-}
-
-/// Whether process `pid` is asleep (state `S` in `/proc/PID/stat`).
-fn asleep(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let after_name = &stat[stat.rfind(')').unwrap() + 1..];
-    after_name.split_whitespace().next() == Some("S")
 }
 
 /// Starts `semop ARENA ID ARGS…` and waits for its "ready".

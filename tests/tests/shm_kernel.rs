@@ -34,7 +34,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
@@ -42,8 +42,11 @@ use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
 use usysv_platform::usysv_core::shm::{PAGE_SIZE, SHM_EXEC, SHM_RDONLY, SHM_REMAP, SHM_RND};
 use usysv_platform::usysv_core::{Errno, Limits, DEFAULT_LIMITS};
 use usysv_platform::Ipc;
-use usysv_tests::kernel::{checked, last_errno};
-use usysv_tests::{errno_name, euid_egid, my_pid, now, Names, Rng, TempDir, Watchdog};
+use usysv_tests::kernel::{checked, last_errno, read_limit};
+use usysv_tests::{
+    bytes_text, errno_name, euid_egid, ok_or_errno, pid_name, seeded_bytes, trace,
+    wait_for_the_next_second, Names, TempDir, Watchdog,
+};
 
 /// A call's result: the value, or the errno.
 type R<T> = Result<T, i32>;
@@ -142,15 +145,6 @@ trait SysV: Sync {
     fn purge(&self);
 }
 
-fn read_limit(name: &str) -> u64 {
-    let path = format!("/proc/sys/kernel/{name}");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|err| panic!("{path}: {err}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// The kernel's SHMMAX.
 fn shmmax() -> u64 {
     read_limit("shmmax")
@@ -159,7 +153,7 @@ fn shmmax() -> u64 {
 /// The usysv limits that match the kernel's shared memory limits.
 fn usysv_limits() -> Limits {
     Limits {
-        shmmni: read_limit("shmmni") as u32,
+        shmmni: read_limit::<u64>("shmmni") as u32,
         shmmax: shmmax(),
         shmall: read_limit("shmall"),
         ..DEFAULT_LIMITS
@@ -209,17 +203,23 @@ impl Own {
         self.with(|m| m.claimed.push((start, len)));
     }
 
-    /// Takes everything, leaving nothing.
-    fn take(&self) -> Made {
-        self.with(std::mem::take)
+    /// Undoes everything, leaving nothing: ends the attachments, newest
+    /// first, with `detach`, unmaps the stretches claimed, and removes the
+    /// segments with `remove` (one removed already is fine).
+    fn undo(&self, detach: impl Fn(usize), remove: impl Fn(i32)) {
+        let made = self.with(std::mem::take);
+        for &addr in made.attached.iter().rev() {
+            detach(addr);
+        }
+        for &(start, len) in &made.claimed {
+            // SAFETY: the stretch was claimed by a world of this process for
+            // its scenario's own mappings, which nothing uses any more.
+            unsafe { libc::munmap(start as *mut libc::c_void, len) };
+        }
+        for &id in &made.ids {
+            remove(id);
+        }
     }
-}
-
-/// Unmaps a stretch this process claimed.
-fn unmap_claimed(start: usize, len: usize) {
-    // SAFETY: the stretch was claimed by a world of this process for its
-    // scenario's own mappings, which nothing uses any more.
-    unsafe { libc::munmap(start as *mut libc::c_void, len) };
 }
 
 // ---------------------------------------------------------------------------
@@ -302,19 +302,8 @@ impl SysV for Kernel {
     }
 
     fn new_key(&self) -> i32 {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        loop {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            // 22 bits of pid, 9 of counter: positive, and this process's own.
-            let key = ((std::process::id() & 0x3f_ffff) << 9 | (n & 0x1ff)) as i32;
-            // SAFETY: shmget has no memory arguments.
-            if key != IPC_PRIVATE
-                && unsafe { libc::shmget(key, 0, 0) } == -1
-                && last_errno() == libc::ENOENT
-            {
-                return key;
-            }
-        }
+        // SAFETY: shmget has no memory arguments.
+        usysv_tests::kernel::unused_key(|key| unsafe { libc::shmget(key, 0, 0) })
     }
 
     fn shmget(&self, key: i32, size: usize, flags: i32) -> R<i32> {
@@ -426,18 +415,16 @@ impl SysV for Kernel {
     }
 
     fn purge(&self) {
-        let made = self.own.take();
-        for &addr in made.attached.iter().rev() {
-            // SAFETY: as in `shmdt`; the scenario is over (or hung).
-            unsafe { libc::shmdt(addr as *const libc::c_void) };
-        }
-        for &(start, len) in &made.claimed {
-            unmap_claimed(start, len);
-        }
-        for &id in &made.ids {
-            // Already removed is fine: EINVAL.
-            let _ = self.rmid(id);
-        }
+        self.own.undo(
+            |addr| {
+                // SAFETY: as in `shmdt`; the scenario is over (or hung).
+                unsafe { libc::shmdt(addr as *const libc::c_void) };
+            },
+            |id| {
+                // Already removed is fine: EINVAL.
+                let _ = self.rmid(id);
+            },
+        );
     }
 }
 
@@ -584,17 +571,15 @@ impl SysV for Usysv {
     }
 
     fn purge(&self) {
-        let made = self.own.take();
-        for &addr in made.attached.iter().rev() {
-            // SAFETY: as in `shmdt`; the scenario is over (or hung).
-            let _ = unsafe { self.ipc.shmdt_raw(addr as *const u8) };
-        }
-        for &(start, len) in &made.claimed {
-            unmap_claimed(start, len);
-        }
-        for &id in &made.ids {
-            let _ = self.ipc.shmctl_rmid(id);
-        }
+        self.own.undo(
+            |addr| {
+                // SAFETY: as in `shmdt`; the scenario is over (or hung).
+                let _ = unsafe { self.ipc.shmdt_raw(addr as *const u8) };
+            },
+            |id| {
+                let _ = self.ipc.shmctl_rmid(id);
+            },
+        );
     }
 }
 
@@ -660,53 +645,27 @@ fn is_mapped(start: usize, len: usize) -> bool {
 // ---------------------------------------------------------------------------
 // Transcripts.
 
-/// FNV-1a, 32 bits.
-fn fnv(data: &[u8]) -> u32 {
-    data.iter().fold(0x811c_9dc5, |hash, &byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    })
-}
-
-/// Bytes: themselves when short and printable, else their length and hash.
+/// Bytes as a transcript shows them ([`bytes_text`]), but all-zero ones as
+/// their count.
 fn text(data: &[u8]) -> String {
-    if data.len() <= 24 && data.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
-        format!("{:?}", String::from_utf8_lossy(data))
-    } else if data.iter().all(|&b| b == 0) {
+    if !data.is_empty() && data.iter().all(|&b| b == 0) {
         format!("{} zero bytes", data.len())
     } else {
-        format!("{} bytes #{:08x}", data.len(), fnv(data))
+        bytes_text(data)
     }
-}
-
-/// `len` bytes made from `seed` (the same in both worlds).
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut rng = Rng::new(seed);
-    (0..len).map(|_| rng.next_u64() as u8).collect()
 }
 
 /// `shmat` flags by name.
 fn at_flags(flags: i32) -> String {
-    let mut parts = Vec::new();
-    let mut left = flags;
-    for (bit, name) in [
-        (SHM_RDONLY, "RDONLY"),
-        (SHM_RND, "RND"),
-        (SHM_REMAP, "REMAP"),
-        (SHM_EXEC, "EXEC"),
-    ] {
-        if flags & bit != 0 {
-            parts.push(name.to_string());
-            left &= !bit;
-        }
-    }
-    if left != 0 {
-        parts.push(format!("{left:#o}"));
-    }
-    if parts.is_empty() {
-        "0".into()
-    } else {
-        parts.join("|")
-    }
+    usysv_tests::flags_text(
+        flags,
+        &[
+            (SHM_RDONLY, "RDONLY"),
+            (SHM_RND, "RND"),
+            (SHM_REMAP, "REMAP"),
+            (SHM_EXEC, "EXEC"),
+        ],
+    )
 }
 
 /// An offset in pages and bytes: `2p+1`.
@@ -715,22 +674,6 @@ fn offset(off: usize) -> String {
         (0, bytes) => bytes.to_string(),
         (pages, 0) => format!("{pages}p"),
         (pages, bytes) => format!("{pages}p+{bytes}"),
-    }
-}
-
-/// A pid as a transcript shows it.
-fn pid_name(pid: i32) -> &'static str {
-    match pid {
-        0 => "0",
-        pid if pid == my_pid() => "me",
-        _ => "other",
-    }
-}
-
-fn done(result: &R<()>) -> String {
-    match result {
-        Ok(()) => "ok".into(),
-        Err(errno) => errno_name(*errno),
     }
 }
 
@@ -766,9 +709,7 @@ impl<'w, W: SysV> Run<'w, W> {
 
     fn note(&mut self, line: impl Into<String>) {
         let line = line.into();
-        if std::env::var_os("USYSV_TRACE").is_some() {
-            eprintln!("{}: {line}", self.w.name());
-        }
+        trace(self.w.name(), &line);
         self.lines.push(line);
     }
 
@@ -842,13 +783,7 @@ impl<'w, W: SysV> Run<'w, W> {
     /// `shmget`; the id, or -1.
     fn shmget(&mut self, key: i32, size: usize, flags: i32) -> i32 {
         let result = self.w.shmget(key, size, flags);
-        if let Ok(id) = result {
-            self.names.learn_id(id);
-        }
-        let shown = match result {
-            Ok(id) => self.names.id(id),
-            Err(errno) => errno_name(errno),
-        };
+        let shown = self.names.returned_id(result);
         let key = self.names.key(key);
         self.note(format!("shmget({key}, {size}, {flags:#o}) = {shown}"));
         result.unwrap_or(-1)
@@ -889,7 +824,7 @@ impl<'w, W: SysV> Run<'w, W> {
     /// `shmdt`; whether it succeeded.
     fn shmdt(&mut self, addr: usize) -> bool {
         let result = self.w.shmdt(addr);
-        let line = format!("shmdt({}) = {}", self.addr(addr), done(&result));
+        let line = format!("shmdt({}) = {}", self.addr(addr), ok_or_errno(&result));
         self.note(line);
         result.is_ok()
     }
@@ -921,7 +856,7 @@ impl<'w, W: SysV> Run<'w, W> {
         let line = format!(
             "IPC_SET({}, uid {uid}, gid {gid}, mode {mode:#o}) = {}",
             self.names.id(id),
-            done(&result)
+            ok_or_errno(&result)
         );
         self.note(line);
     }
@@ -934,14 +869,14 @@ impl<'w, W: SysV> Run<'w, W> {
 
     fn rmid(&mut self, id: i32) {
         let result = self.w.rmid(id);
-        let line = format!("IPC_RMID({}) = {}", self.names.id(id), done(&result));
+        let line = format!("IPC_RMID({}) = {}", self.names.id(id), ok_or_errno(&result));
         self.note(line);
     }
 
     fn lock(&mut self, id: i32, lock: bool) {
         let result = self.w.lock(id, lock);
         let cmd = if lock { "SHM_LOCK" } else { "SHM_UNLOCK" };
-        let line = format!("{cmd}({}) = {}", self.names.id(id), done(&result));
+        let line = format!("{cmd}({}) = {}", self.names.id(id), ok_or_errno(&result));
         self.note(line);
     }
 
@@ -1134,13 +1069,7 @@ impl<'w, W: SysV> Run<'w, W> {
     /// Waits for the wall clock's second to change, so that a time stamped
     /// from now on differs from every earlier one.
     fn tick(&mut self) {
-        let second = now();
-        while now() == second {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // Both worlds stamp times from a coarse clock, which may lag the
-        // precise one by a clock tick.
-        std::thread::sleep(Duration::from_millis(50));
+        wait_for_the_next_second();
         self.note("(a second passes)");
     }
 
@@ -1180,9 +1109,7 @@ fn compare(
     // One world at a time: a fork copies every attachment of the process.
     let kernel = transcript(&Kernel::default(), on_kernel);
     let usysv = transcript(&Usysv::new(test), on_usysv);
-    if std::env::var_os("USYSV_SHOW_TRANSCRIPTS").is_some() {
-        eprintln!("{test}:\n    {}", kernel.join("\n    "));
-    }
+    usysv_tests::show_transcript(test, &kernel);
     usysv_tests::assert_same(&kernel, &usysv);
 }
 
@@ -1379,7 +1306,7 @@ fn segments_start_zeroed_and_share_their_bytes<W: SysV>(r: &mut Run<W>) {
     r.read(b, 3 * PAGE - 4, 4);
     let ro = r.shmat(s, 0, SHM_RDONLY);
     r.read(ro, 0, 5);
-    r.write(b, 100, &bytes(1, 3000));
+    r.write(b, 100, &seeded_bytes(1, 3000));
     r.read(a, 100, 3000);
     r.read(ro, 100, 3000);
     r.stat(s);
@@ -2036,7 +1963,7 @@ fn permission_probe<W: SysV>(w: &W, world: &str) -> Vec<String> {
         let case = format!("owner {owner}:{group} mode {mode:#o}, as {prober}");
         let id = w.shmget(key, 100, IPC_CREAT | IPC_EXCL | 0o600).unwrap();
         let set = w.set(id, owner, group, mode);
-        lines.push(format!("{case}: IPC_SET = {}", done(&set)));
+        lines.push(format!("{case}: IPC_SET = {}", ok_or_errno(&set)));
         let output = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -2085,9 +2012,7 @@ fn mode_bits_and_owners_are_checked_as_the_kernel_checks_them() {
     let usysv_world = Usysv::new("perm");
     let arena = usysv_world.ipc.file().path().to_str().unwrap().to_string();
     let usysv = permission_probe(&usysv_world, &arena);
-    if std::env::var_os("USYSV_SHOW_TRANSCRIPTS").is_some() {
-        eprintln!("permission probe:\n    {}", kernel.join("\n    "));
-    }
+    usysv_tests::show_transcript("permission probe", &kernel);
     assert!(
         kernel.iter().any(|line| line.ends_with("EACCES")),
         "the probe never saw EACCES: did it keep CAP_IPC_OWNER? {kernel:?}"
@@ -2137,7 +2062,7 @@ fn probe_child() {
 /// The helper's calls on segment `id` (key `key`).
 fn probe<W: SysV>(w: W, key: i32, id: i32) {
     let say = |what: &str, shown: String| println!("probe: {what} = {shown}");
-    let outcome = |result: R<()>| done(&result);
+    let outcome = |result: R<()>| ok_or_errno(&result);
     for flags in [0, 0o400, 0o200, 0o600, 0o040, 0o004, 0o006, 0o100] {
         let shown = match w.shmget(key, 0, flags) {
             Ok(got) if got == id => "the segment".to_string(),
