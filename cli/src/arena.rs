@@ -42,7 +42,21 @@ usage: usysv check [--arena PATH]
 Verifies every invariant of the arena and prints each problem on a line.
 Locks held by processes that have died are first taken over and their
 unfinished changes rolled back, as the next user of each lock would do.
-Exit status: 0 clean, 1 corrupt, 3 only leftovers of dead processes.";
+Exit status: 0 clean, 1 corrupt, 3 only leftovers of dead processes
+(which `usysv gc` clears).";
+
+const GC_HELP: &str = "\
+usage: usysv gc [--arena PATH]
+
+Reaps every process registered in the arena that died without leaving
+(killed, or gone by _exit), as the kernel does at exit: its SEM_UNDO
+adjustments are applied, its shared memory attachments end, its waiting
+semop and msgrcv calls leave their queues, and its registration is freed.
+usysv does this on its own when a process meets the leftovers; gc does it
+for all of them at once.
+
+Example:
+  usysv gc --arena /tmp/test.arena";
 
 const LIMIT_NAMES: [&str; 13] = [
     "semmni",
@@ -237,6 +251,19 @@ pub fn check(args: &[&str]) -> Result<(), Failure> {
             path.display()
         ))),
     }
+}
+
+pub fn gc(args: &[&str]) -> Result<(), Failure> {
+    if wants_help(args, GC_HELP) {
+        return Ok(());
+    }
+    let opts = Options::parse(args, &["arena"])?;
+    let path = opts.arena_path()?;
+    let file = ArenaFile::open(&path)?;
+    let reaped = file.namespace()?.collect_dead();
+    let plural = if reaped == 1 { "" } else { "es" };
+    println!("{}: reaped {reaped} dead process{plural}", path.display());
+    Ok(())
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` for seconds since the epoch.

@@ -18,6 +18,7 @@ Commands:
   arena create    create an arena with chosen limits
   arena remove    delete an arena file
   check           verify every invariant of an arena; exit 0 only when clean
+  gc              reap the processes that died without leaving the arena
   run             run a program (and its children) with System V IPC served by usysv
   bench           measure usysv beside the kernel's System V IPC
 
@@ -28,7 +29,8 @@ Examples:
   usysv run -- ipcmk -S 3
   usysv arena info
   usysv arena create --arena /tmp/test.arena --semmni 64 --heap-bytes 1048576
-  usysv check --arena /tmp/test.arena";
+  usysv check --arena /tmp/test.arena
+  usysv gc --arena /tmp/test.arena";
 
 /// A failure to report: the message, and whether it was a usage error.
 pub struct Failure {
@@ -76,6 +78,7 @@ fn run(args: Vec<String>) -> Result<(), Failure> {
         ["arena", "remove", rest @ ..] => arena::remove(rest),
         ["arena", ..] => Err(Failure::usage("`usysv arena` takes info, create or remove")),
         ["check", rest @ ..] => arena::check(rest),
+        ["gc", rest @ ..] => arena::gc(rest),
         ["run", rest @ ..] => run::run(rest),
         ["bench", rest @ ..] => bench::run(rest),
         [other, ..] => Err(Failure::usage(format!(

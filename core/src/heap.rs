@@ -202,6 +202,29 @@ impl<'m, H: Host> Namespace<'m, H> {
         Ok(())
     }
 
+    /// The first allocated block of owner kind `kind` at or after block
+    /// offset `from`, read under the heap lock: its payload offset and owner
+    /// id, and where to look for the next. A block found may be freed as soon
+    /// as the lock is released, so the caller checks it again under the lock
+    /// that guards what it belongs to.
+    pub(crate) fn next_block_of(&self, kind: u32, from: u32) -> Result<Option<(u32, u32, u32)>> {
+        let heap = self.heap()?;
+        let held = Txn::begin(self, &heap.lock)?;
+        let bump = heap.bump.get().min(self.layout.heap_end);
+        let mut at = from.max(self.layout.heap_start);
+        while at < bump {
+            let info = block_info(&self.arena, &self.layout, at, bump)?;
+            if info.allocated && info.owner_kind == kind {
+                let id = self.arena.get(Off::<Word>::new(at + 4))?.get();
+                held.commit();
+                return Ok(Some((at + BLOCK_HEADER, id, at + info.size)));
+            }
+            at += info.size;
+        }
+        held.commit();
+        Ok(None)
+    }
+
     /// Bytes of heap in use (block headers and rounding included).
     pub fn heap_used(&self) -> u32 {
         self.heap().map_or(0, |heap| heap.used.get())

@@ -21,6 +21,15 @@ use crate::lock::Txn;
 use crate::registry::{ForkSlot, ProcSlot, Tag};
 use crate::Namespace;
 
+/// Which registered processes [`Namespace::reap_dead`] asks about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reap {
+    /// Those holding `SEM_UNDO` adjustments or attachments.
+    Holding,
+    /// All of them.
+    All,
+}
+
 impl<'m, H: Host> Namespace<'m, H> {
     /// Before `fork`: reserves the child's slot, holding copies of this
     /// process's attachment records, or `None` when it has none (the child
@@ -86,8 +95,9 @@ impl<'m, H: Host> Namespace<'m, H> {
         let Some(slot) = self.registry.slot_of(me) else {
             return;
         };
-        self.settle_undo(slot);
-        self.settle_attachments(slot, Some(self.pid.load(Ordering::Relaxed)));
+        let pid = self.pid.load(Ordering::Relaxed);
+        self.settle_undo(slot, pid);
+        self.settle_attachments(slot, Some(pid));
         if only_thread {
             self.leave();
         }
@@ -101,41 +111,59 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         let me = Tag::from_raw(self.me.load(Ordering::Relaxed));
         if let Some(slot) = self.registry.leave(me) {
-            self.settle_undo(slot);
-            self.settle_attachments(slot, Some(self.pid.load(Ordering::Relaxed)));
+            let pid = self.pid.load(Ordering::Relaxed);
+            self.settle_undo(slot, pid);
+            self.settle_attachments(slot, Some(pid));
             self.registry.free(slot);
         }
     }
 
-    /// Settles what every registered process that died without leaving
-    /// (killed, or gone by `_exit`) left behind, as the kernel's exit would
-    /// have: its attachments end and its `SEM_UNDO` adjustments are applied,
-    /// stamped with its pid. Run at the start of the calls that read what a
-    /// dead process changes (counts, values) and by sleepers now and then;
-    /// never inside a critical section. A process is asked about only when
-    /// it has something to settle, and once settled its slot is marked so
-    /// it is not asked about again.
-    pub(crate) fn reap_dead(&self) {
-        let mine = self
-            .identity()
-            .ok()
-            .and_then(|(tag, _)| self.registry.slot_of(tag));
+    /// Reaps what registered processes that died without leaving (killed,
+    /// or gone by `_exit`) left behind, as the kernel's exit would have
+    /// settled it: their `SEM_UNDO` adjustments are applied (stamped with
+    /// their pids) and whoever that lets proceed is woken, their attachments
+    /// end, their waiting operations and receives leave the queues, and their
+    /// slots are freed. Run at the start of the calls that read what a dead
+    /// process changes (counts, values) and by sleepers now and then, for
+    /// the processes that hold adjustments or attachments (`Reap::Holding`:
+    /// asking whether a process lives costs a system call or two); and on
+    /// demand for all (`Reap::All`, `usysv gc`). Never inside a critical
+    /// section. Returns how many processes were reaped.
+    pub(crate) fn reap_dead(&self, scope: Reap) -> u32 {
+        let Ok((me, _)) = self.identity() else {
+            return 0;
+        };
+        let mine = self.registry.slot_of(me);
+        let mut reaped = 0;
         for (index, process) in self.registry.live_slots() {
             let Ok(slot) = self.registry.slot_at(index) else {
                 continue;
             };
-            if (slot.attach_head.get() == 0 && slot.undo_head.get() == 0)
-                || mine.is_some_and(|own| core::ptr::eq(own, slot))
-                || !self.registry.is_ordinary(slot)
-            {
+            if mine.is_some_and(|own| core::ptr::eq(own, slot)) {
                 continue;
             }
-            if self.host.liveness(process) == Liveness::Dead {
+            // A slot whose reaper died is taken over without asking again.
+            let abandoned = self.registry.is_reaping(slot);
+            let suspect = self.registry.is_ordinary(slot)
+                && (scope == Reap::All || slot.attach_head.get() != 0 || slot.undo_head.get() != 0);
+            let dead = abandoned || (suspect && self.host.liveness(process) == Liveness::Dead);
+            if dead && self.registry.claim_dead(&self.host, slot, me) {
+                // Its waits go first, so that no waiter its undo wakes is its own.
+                self.remove_dead_waiters(index);
+                self.remove_dead_receivers(index);
                 self.settle_attachments(slot, Some(process.pid));
-                self.apply_dead_undo(slot, process.pid);
-                self.registry.mark_reaped(slot);
+                self.settle_undo(slot, process.pid);
+                self.registry.free(slot);
+                reaped += 1;
             }
         }
+        reaped
+    }
+
+    /// `usysv gc`: reaps every registered process that died without leaving
+    /// ([`Namespace::reap_dead`]); returns how many.
+    pub fn collect_dead(&self) -> u32 {
+        self.reap_dead(Reap::All)
     }
 
     /// Copies every attachment record of `from` onto `to`'s list.

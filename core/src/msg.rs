@@ -88,6 +88,7 @@ use crate::host::{Deadline, Host, Wake};
 use crate::ids::{Kind, Object, ObjectTxn, EXT_OFFSET, EXT_WORDS};
 use crate::lock::{LockRecord, Txn};
 use crate::perm::{Cred, IpcPerm, IPC_NOWAIT};
+use crate::registry::Tag;
 use crate::Namespace;
 
 /// `MSG_NOERROR`: truncate a message longer than the buffer.
@@ -243,6 +244,8 @@ struct Receiver {
     len: Word,
     mtype: Word64,
     pid: Word,
+    /// The waiting process's tag, so that a reaper finds the record.
+    owner: Word,
 }
 
 // SAFETY: `repr(C)`, words and word pairs, no padding.
@@ -345,6 +348,7 @@ struct Wanted {
     accepts: u32,
     room: u32,
     pid: u32,
+    owner: Tag,
 }
 
 /// The arena offset of byte `offset` of a queue's ring.
@@ -911,7 +915,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             return Err(Errno::EINVAL);
         }
         let search = Search::new(msgtyp, flags);
-        let pid = self.identity()?.1;
+        let (me, pid) = self.identity()?;
         let mut spun = false;
         loop {
             let (mut txn, object) = self.lock_receive(msqid)?;
@@ -998,6 +1002,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                 accepts,
                 room,
                 pid,
+                owner: me,
             };
             return self.wait_for_message(locked.txn, queue, msqid, wanted, out);
         }
@@ -1028,6 +1033,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         receiver.accepts.set(wanted.accepts);
         receiver.room.set(wanted.room);
         receiver.pid.set(wanted.pid);
+        receiver.owner.set(wanted.owner.raw());
         receiver.next.set(0);
         let tail = queue.receivers_tail.get();
         receiver.prev.set(tail);
@@ -1129,6 +1135,51 @@ impl<'m, H: Host> Namespace<'m, H> {
             return Err(Errno::CORRUPT);
         }
         Ok(receiver)
+    }
+
+    /// Takes the receiver records of the dead process in registry slot
+    /// `index` out of their queues and frees them, so that no sender hands
+    /// a message to it. Run by the reaper that claimed the slot; returns how
+    /// many records went.
+    pub(crate) fn remove_dead_receivers(&self, index: u32) -> u32 {
+        let mut removed = 0;
+        let mut from = 0;
+        while let Ok(Some((at, msqid, next))) = self.next_block_of(OWNER_RECEIVER, from) {
+            from = next;
+            let msqid = msqid as i32;
+            let ours =
+                |receiver: &Receiver| Tag::from_raw(receiver.owner.get()).slot() == Some(index);
+            let freed = match self.lock_receive(msqid) {
+                Ok((mut txn, object)) => {
+                    let Ok(receiver) = self.receiver(at, msqid) else {
+                        continue;
+                    };
+                    if !ours(receiver) {
+                        continue;
+                    }
+                    if let (Some(object), WAITING | ASLEEP) = (object, receiver.status.get()) {
+                        let queue = self.queue_view(&object).queue;
+                        if self
+                            .unlink_receiver(&mut txn, queue, receiver, msqid)
+                            .is_err()
+                        {
+                            continue;
+                        }
+                    }
+                    txn.commit();
+                    true
+                }
+                Err(_) => false,
+            };
+            let owner = BlockOwner {
+                kind: OWNER_RECEIVER,
+                id: msqid as u32,
+            };
+            if freed && self.heap_free(at, owner).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     fn unlink_receiver(

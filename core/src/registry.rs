@@ -41,10 +41,10 @@
 //! the parent's own (registration skips it), and counts as alive while the
 //! parent is.
 //!
-//! Undo lists and shared memory attachments hang off the slot;
-//! reaping a dead process's slot is the lifecycle layer's job. Until then a
-//! slot is freed by [`crate::Namespace`] when the program's last registration
-//! leaves.
+//! Undo lists and shared memory attachments hang off the slot. A slot is
+//! freed by [`crate::Namespace`] when the program's last registration
+//! leaves, or, for a process that died without leaving, by whoever reaps it
+//! (the lifecycle layer), after claiming it with [`Registry::claim_dead`].
 
 use core::sync::atomic::Ordering;
 
@@ -80,9 +80,9 @@ const FORK_NONE: u32 = 0;
 const FORK_PENDING: u32 = 1;
 /// `forking`: being claimed by the child, or settled after a failed fork.
 const FORK_TAKEN: u32 = 2;
-/// `forking`: the process died without leaving and what it left was
-/// settled by another ([`Registry::mark_reaped`]); the slot stays taken.
-const FORK_REAPED: u32 = 3;
+/// `forking`: the process died without leaving and another is reaping it;
+/// the low bits hold the reaper's tag ([`Registry::claim_dead`]).
+const REAPING: u32 = 1 << 31;
 
 /// A slot reserved before a fork for the child: its number and generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,7 +136,7 @@ impl Tag {
     }
 
     /// The slot number, or `None` for a value no tag can have.
-    fn slot(self) -> Option<u32> {
+    pub(crate) fn slot(self) -> Option<u32> {
         (self.0 & SLOT_MASK).checked_sub(1)
     }
 
@@ -315,16 +315,31 @@ impl<'m> Registry<'m> {
         slot.forking.atomic().load(Ordering::Acquire) == FORK_NONE
     }
 
-    /// Marks the ordinary slot of a dead process whose adjustments and
-    /// attachments were settled, so that no one settles it again. The slot
-    /// stays taken: its process is gone, so nothing else changes it.
-    pub(crate) fn mark_reaped(&self, slot: &ProcSlot) {
-        let _ = slot.forking.atomic().compare_exchange(
-            FORK_NONE,
-            FORK_REAPED,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+    /// Claims the ordinary slot of a dead process for `reaper` to settle
+    /// what it left and free it, or takes over a claim whose reaper died in
+    /// turn (the settling is idempotent). Only one reaper holds a slot at a
+    /// time, so no two walk and free the dead process's lists together.
+    pub(crate) fn claim_dead<H: Host>(&self, host: &H, slot: &ProcSlot, reaper: Tag) -> bool {
+        let forking = slot.forking.atomic();
+        let seen = forking.load(Ordering::Acquire);
+        let claimable = seen == FORK_NONE
+            || (seen & REAPING != 0
+                && seen != REAPING | reaper.raw()
+                && self.owner_is_dead(host, Tag::from_raw(seen & !REAPING)));
+        claimable
+            && forking
+                .compare_exchange(
+                    seen,
+                    REAPING | reaper.raw(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    /// Whether `slot` is a dead process's, claimed by a reaper.
+    pub(crate) fn is_reaping(&self, slot: &ProcSlot) -> bool {
+        slot.forking.atomic().load(Ordering::Acquire) & REAPING != 0
     }
 
     /// Makes a slot taken by [`Registry::take_fork`] the child's own: its

@@ -219,9 +219,11 @@ struct Waiter {
     alter: Word,
     /// The waiter's undo record for the set, if its operations use SEM_UNDO.
     undo: Word,
+    /// The waiting process's tag, so that a reaper finds the record.
+    owner: Word,
 }
 
-// SAFETY: `repr(C)`, eight words, no padding.
+// SAFETY: `repr(C)`, nine words, no padding.
 unsafe impl Record for Waiter {}
 
 /// The head of an undo record; `nsems` adjustments (`i32` as `u32`) follow.
@@ -759,7 +761,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                     }
                 }
                 Attempt::Blocked(index) => {
-                    return self.sleep(st, sops, index, alter, deadline, pid, record);
+                    return self.sleep(st, sops, index, alter, deadline, (me, pid), record);
                 }
             }
         }
@@ -983,7 +985,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         blocking: u32,
         alter: bool,
         deadline: Option<Deadline>,
-        pid: u32,
+        (me, pid): (Tag, u32),
         undo: Option<u32>,
     ) -> Result<()> {
         let semid = st.locked.object.id();
@@ -1003,6 +1005,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         waiter.blocking.set(blocking);
         waiter.alter.set(u32::from(alter));
         waiter.undo.set(undo.unwrap_or(0));
+        waiter.owner.set(me.raw());
         for (words, op) in self.waiter_ops(at, nsops)?.iter().zip(sops) {
             let (op, flags) = encode(op);
             words.op.set(op);
@@ -1063,7 +1066,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             if now >= recheck && !timed_out {
                 // Waiting a while: a process that died holding what this
                 // caller waits for (by SEM_UNDO) gives it back now.
-                self.reap_dead();
+                self.reap_dead(crate::lifecycle::Reap::Holding);
                 recheck = Deadline::after(now, RECHECK_NS);
             }
 
@@ -1249,7 +1252,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         query: SemQuery,
         cred: &Cred<'_>,
     ) -> Result<i32> {
-        self.reap_dead();
+        self.reap_dead(crate::lifecycle::Reap::Holding);
         let (locked, set) = self.sem_locked(semid, cred, 0o444)?;
         let index = usize::try_from(semnum).map_err(|_| Errno::EINVAL)?;
         let (Some(value), Some(pid)) = (set.value(index), set.pid(index)) else {
@@ -1292,7 +1295,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         cred: &Cred<'_>,
         sink: &mut dyn FnMut(u32, u16),
     ) -> Result<()> {
-        self.reap_dead();
+        self.reap_dead(crate::lifecycle::Reap::Holding);
         let (_locked, set) = self.sem_locked(semid, cred, 0o444)?;
         for index in 0..set.len() {
             let value = set.value(index).map_or(0, |word| word.get() & VALUE);
@@ -1582,10 +1585,11 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     /// Applies the undo records of a process that leaves (Linux `exit_sem`),
-    /// one set at a time, then frees them. Errors are not reported: there is
-    /// no caller left to tell, and each record is settled in a critical
-    /// section of its own.
-    pub(crate) fn settle_undo(&self, slot: &'m crate::registry::ProcSlot) {
+    /// one set at a time, stamping `pid`, then frees them. Run by the process
+    /// itself, or by the one reaper that claimed its slot after it died.
+    /// Errors are not reported: there is no caller left to tell, and each
+    /// record is settled in a critical section of its own.
+    pub(crate) fn settle_undo(&self, slot: &'m crate::registry::ProcSlot, pid: u32) {
         let bound = self.layout.limits.heap_bytes / UndoRecord::SIZE;
         for _ in 0..bound {
             let at = slot.undo_head.get();
@@ -1596,9 +1600,6 @@ impl<'m, H: Host> Namespace<'m, H> {
                 return;
             };
             let semid = record.semid.get() as i32;
-            let Ok((_, pid)) = self.identity() else {
-                return;
-            };
             if self.apply_undo(at, semid, pid).is_err() {
                 return;
             }
@@ -1619,32 +1620,50 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
     }
 
-    /// Applies the undo records of a process that died without leaving, as
-    /// its exit would have (stamping `pid`, its pid), leaving them on its
-    /// list: they are detached from their sets, so they never count again,
-    /// and never freed, so no other record takes their place while another
-    /// process may still be walking the list.
-    pub(crate) fn apply_dead_undo(&self, slot: &'m crate::registry::ProcSlot, pid: u32) {
-        let next = |link: &Word| {
-            let held = Txn::begin(self, &slot.lock).ok()?;
-            let at = link.get();
-            held.commit();
-            Some(at)
-        };
-        let bound = self.layout.limits.heap_bytes / UndoRecord::SIZE;
-        let mut link = &slot.undo_head;
-        for _ in 0..bound {
-            let Some(at) = next(link).filter(|&at| at != 0) else {
-                return;
+    /// Takes the waiting-operation records of the dead process in registry
+    /// slot `index` out of their queues and frees them, so that no waker
+    /// ever completes an operation for it. Run by the reaper that claimed
+    /// the slot; returns how many records went.
+    pub(crate) fn remove_dead_waiters(&self, index: u32) -> u32 {
+        let mut removed = 0;
+        let mut from = 0;
+        while let Ok(Some((at, semid, next))) = self.next_block_of(OWNER_WAITER, from) {
+            from = next;
+            let semid = semid as i32;
+            let ours = |waiter: &Waiter| Tag::from_raw(waiter.owner.get()).slot() == Some(index);
+            let freed = match self.lock_set(semid) {
+                Ok(mut st) => {
+                    let Ok(waiter) = self.waiter(at, semid) else {
+                        continue;
+                    };
+                    if !ours(waiter) {
+                        continue;
+                    }
+                    if waiter.status.get() >= ASLEEP
+                        && self
+                            .unlink(&mut st.locked.txn, &st.view, waiter, semid)
+                            .is_err()
+                    {
+                        continue;
+                    }
+                    st.commit();
+                    true
+                }
+                // The set is gone, and its queue with it.
+                Err(Errno::EINVAL | Errno::EIDRM) => {
+                    self.arena.get(Off::<Waiter>::new(at)).is_ok_and(ours)
+                }
+                Err(_) => false,
             };
-            let Ok(record) = self.arena.get(Off::<UndoRecord>::new(at)) else {
-                return;
+            let owner = BlockOwner {
+                kind: OWNER_WAITER,
+                id: semid as u32,
             };
-            if self.apply_undo(at, record.semid.get() as i32, pid).is_err() {
-                return;
+            if freed && self.heap_free(at, owner).is_ok() {
+                removed += 1;
             }
-            link = &record.proc_next;
         }
+        removed
     }
 
     /// Applies and detaches one undo record, if its set lives and it is

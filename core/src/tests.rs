@@ -62,6 +62,17 @@ impl TestHost {
 
 impl Waiter for TestHost {
     fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Deadline>) -> Wake {
+        if !self
+            .alive
+            .lock()
+            .unwrap()
+            .contains(&self.current_process().pid)
+        {
+            // Killed while waiting: a dead process runs no further.
+            loop {
+                std::thread::park();
+            }
+        }
         if word.load(Ordering::Acquire) != expected {
             return Wake::Woken;
         }

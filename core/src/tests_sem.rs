@@ -659,3 +659,42 @@ fn a_sleeper_gets_what_a_dead_holder_had_taken_with_sem_undo() {
     assert_eq!(value(&ns, id, 0), 1, "the sleeper left, undoing its own");
     assert_clean(&ns);
 }
+
+#[test]
+fn a_process_killed_while_waiting_is_reaped_whole() {
+    let (mem, host, ns) = fresh_namespace();
+    let id = ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap();
+    let queue = ns.msgget(IPC_PRIVATE, 0o600, &USER).unwrap();
+    ns.sem_setval(id, 0, 1, &USER).unwrap();
+    // Process 2 takes semaphore 0 (SEM_UNDO), then waits to take more.
+    let _waiting = spawn_process(&host, 2, mem, move |ns| {
+        ns.semop(id, &[op(0, -1, UNDO)], &USER).unwrap();
+        ns.semop(id, &[op(0, -1, 0)], &USER)
+    });
+    eventually("process 2 waits", || ncnt(&ns, id, 0) == Ok(1));
+    // Process 3 waits for a message.
+    let used = ns.heap_used();
+    let _receiving = spawn_process(&host, 3, mem, move |ns| {
+        let mut buf = [0u8; 16];
+        ns.msgrcv(queue, 16, 0, 0, &mut buf, &USER)
+    });
+    eventually("process 3 waits", || ns.heap_used() > used);
+    let registered = ns.processes();
+    host.kill(2);
+    host.kill(3);
+
+    assert_eq!(ns.collect_dead(), 2);
+    assert_eq!(ns.processes(), registered - 2, "their slots are free");
+    assert_eq!(value(&ns, id, 0), 1, "process 2's adjustment was applied");
+    assert_eq!(ncnt(&ns, id, 0), Ok(0), "and its wait left the queue");
+    ns.semop(id, &[op(0, -1, NOWAIT)], &USER).unwrap();
+    ns.msgsnd(queue, 7, b"kept", 0, &USER).unwrap();
+    assert_eq!(
+        ns.msg_stat(queue, &USER).unwrap().qnum,
+        1,
+        "the message stays queued, not handed to the dead receiver"
+    );
+    assert_eq!(ns.collect_dead(), 0, "reaped once");
+    let summary = ns.check(&|_, _| true, &mut |_| {});
+    assert_eq!((summary.corrupt, summary.stale), (0, 0));
+}

@@ -6,8 +6,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use usysv_platform::usysv_core::perm::IPC_PRIVATE;
+use usysv_platform::usysv_core::sem::{SemBuf, SemQuery};
 use usysv_platform::Ipc;
-use usysv_tests::{TempDir, Watchdog, SMALL_LIMITS};
+use usysv_tests::{eventually, Helper, TempDir, Watchdog, SMALL_LIMITS};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_usysv-undo-helper");
 
@@ -70,5 +71,77 @@ fn adjustments_survive_exec_and_are_applied_when_the_new_image_exits() {
         ipc.semctl_getval(id, 0),
         Ok(0),
         "undone when the new image exits"
+    );
+}
+
+/// The `usysv` command, built beside this test (in the directory above
+/// `deps`) by `cargo test --workspace`.
+fn usysv_command() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(Path::parent).unwrap().join("usysv");
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn usysv_gc_reaps_a_process_killed_while_it_waited() {
+    let _watchdog = Watchdog::new("gc after SIGKILL", Duration::from_secs(60));
+    let dir = TempDir::new("undo-gc");
+    let (path, ipc, id) = arena(&dir);
+    ipc.semctl_setval(id, 0, 1).unwrap();
+    let arena = path.to_str().unwrap();
+    let mut holder = Helper::spawn(Path::new(HELPER), &["hold", arena, &id.to_string()]);
+    assert_eq!(holder.read_line(), "holding");
+    eventually("the holder waits for more", || {
+        ipc.semctl_query(id, 0, SemQuery::WaitingToDecrease) == Ok(1)
+    });
+    let registered = ipc.namespace().processes();
+    holder.sigkill();
+    holder.0.wait().unwrap();
+
+    let gc = Command::new(usysv_command())
+        .args(["gc", "--arena", arena])
+        .output()
+        .unwrap();
+    assert!(gc.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&gc.stdout),
+        format!("{arena}: reaped 1 dead process\n")
+    );
+    assert_eq!(ipc.namespace().processes(), registered - 1);
+    assert_eq!(
+        ipc.semctl_getval(id, 0),
+        Ok(1),
+        "its adjustment was applied"
+    );
+    assert_eq!(
+        ipc.semctl_query(id, 0, SemQuery::WaitingToDecrease),
+        Ok(0),
+        "its wait left the queue"
+    );
+    let sop = SemBuf {
+        sem_num: 0,
+        sem_op: -1,
+        sem_flg: 0,
+    };
+    ipc.semop(id, &[sop]).unwrap();
+    assert_eq!(
+        ipc.semctl_getval(id, 0),
+        Ok(0),
+        "this process took it, not the dead one"
+    );
+    let check = Command::new(usysv_command())
+        .args(["check", "--arena", arena])
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
     );
 }

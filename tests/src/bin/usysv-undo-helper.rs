@@ -8,6 +8,8 @@
 //!                parent prints the value after the child, then exits
 //!   exec         +1 with SEM_UNDO, then exec itself as `exec-child`
 //!   exec-child   (after exec) open the arena again, print the value, exit
+//!   hold         -1 with SEM_UNDO, print `holding`, then wait to take
+//!                another 1 (until killed)
 //!
 //! Every command gives up after 60 seconds (SIGALRM).
 
@@ -68,6 +70,11 @@ fn main() {
             panic!("exec: {err}");
         }
         "exec-child" => println!("{}", value(&ipc)),
+        "hold" => {
+            add(&ipc, semid, -1, SEM_UNDO);
+            println!("holding");
+            add(&ipc, semid, -1, 0);
+        }
         other => {
             eprintln!("usysv-undo-helper: unknown command {other}");
             std::process::exit(2);
