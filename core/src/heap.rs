@@ -202,12 +202,25 @@ impl<'m, H: Host> Namespace<'m, H> {
         Ok(())
     }
 
+    /// Frees each allocated block of owner kind `kind` that `take` gives up:
+    /// `take(payload, owner id)` runs with no lock held (a block found may
+    /// change as soon as the heap lock is released), checks the block again
+    /// under the lock of what it belongs to, unlinks it there and returns
+    /// `true` once that is committed.
+    pub(crate) fn sweep_blocks(&self, kind: u32, mut take: impl FnMut(u32, u32) -> bool) {
+        let mut from = 0;
+        while let Ok(Some((at, id, next))) = self.next_block_of(kind, from) {
+            from = next;
+            if take(at, id) {
+                let _ = self.heap_free(at, BlockOwner { kind, id });
+            }
+        }
+    }
+
     /// The first allocated block of owner kind `kind` at or after block
     /// offset `from`, read under the heap lock: its payload offset and owner
-    /// id, and where to look for the next. A block found may be freed as soon
-    /// as the lock is released, so the caller checks it again under the lock
-    /// that guards what it belongs to.
-    pub(crate) fn next_block_of(&self, kind: u32, from: u32) -> Result<Option<(u32, u32, u32)>> {
+    /// id, and where to look for the next.
+    fn next_block_of(&self, kind: u32, from: u32) -> Result<Option<(u32, u32, u32)>> {
         let heap = self.heap()?;
         let held = Txn::begin(self, &heap.lock)?;
         let bump = heap.bump.get().min(self.layout.heap_end);

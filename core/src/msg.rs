@@ -75,7 +75,8 @@
 //! both held (a sender sees waiting receivers under its own lock alone), and
 //! a sender starts to wait for room by counting itself with both held (a
 //! receive sees the count under its own lock alone). Receiver records are
-//! freed only by their owners, once unlinked. `MSG_INFO` totals are summed
+//! freed only by their owners, or by the reaper of an owner that died, once
+//! unlinked. `MSG_INFO` totals are summed
 //! over the live queues when asked for.
 
 use core::mem::{offset_of, size_of};
@@ -1139,47 +1140,31 @@ impl<'m, H: Host> Namespace<'m, H> {
 
     /// Takes the receiver records of the dead process in registry slot
     /// `index` out of their queues and frees them, so that no sender hands
-    /// a message to it. Run by the reaper that claimed the slot; returns how
-    /// many records went.
-    pub(crate) fn remove_dead_receivers(&self, index: u32) -> u32 {
-        let mut removed = 0;
-        let mut from = 0;
-        while let Ok(Some((at, msqid, next))) = self.next_block_of(OWNER_RECEIVER, from) {
-            from = next;
+    /// a message to it. Run by the reaper that claimed the slot.
+    pub(crate) fn remove_dead_receivers(&self, index: u32) {
+        self.sweep_blocks(OWNER_RECEIVER, |at, msqid| {
             let msqid = msqid as i32;
-            let ours =
-                |receiver: &Receiver| Tag::from_raw(receiver.owner.get()).slot() == Some(index);
-            let freed = match self.lock_receive(msqid) {
-                Ok((mut txn, object)) => {
-                    let Ok(receiver) = self.receiver(at, msqid) else {
-                        continue;
-                    };
-                    if !ours(receiver) {
-                        continue;
-                    }
-                    if let (Some(object), WAITING | ASLEEP) = (object, receiver.status.get()) {
-                        let queue = self.queue_view(&object).queue;
-                        if self
-                            .unlink_receiver(&mut txn, queue, receiver, msqid)
-                            .is_err()
-                        {
-                            continue;
-                        }
-                    }
-                    txn.commit();
-                    true
-                }
-                Err(_) => false,
+            let Ok((mut txn, object)) = self.lock_receive(msqid) else {
+                return false;
             };
-            let owner = BlockOwner {
-                kind: OWNER_RECEIVER,
-                id: msqid as u32,
+            let Ok(receiver) = self.receiver(at, msqid) else {
+                return false;
             };
-            if freed && self.heap_free(at, owner).is_ok() {
-                removed += 1;
+            if Tag::from_raw(receiver.owner.get()).slot() != Some(index) {
+                return false;
             }
-        }
-        removed
+            if let (Some(object), WAITING | ASLEEP) = (object, receiver.status.get()) {
+                let queue = self.queue_view(&object).queue;
+                if self
+                    .unlink_receiver(&mut txn, queue, receiver, msqid)
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+            txn.commit();
+            true
+        });
     }
 
     fn unlink_receiver(

@@ -84,8 +84,9 @@
 //! back by then, status included. A sleeper also wakes every 100 ms on its own
 //! to take the lock and walk the queue, so a waker that died between its
 //! commit and its `wake` delays a sleeper, never strands it. Waiter records
-//! are freed only by their owners, under the lock, so a waker holding the
-//! lock never reads a freed record.
+//! are freed only by their owners, or by the reaper of an owner that died
+//! (unlinked under the lock first), so a waker holding the lock never reads
+//! a freed record.
 
 use core::sync::atomic::Ordering;
 
@@ -94,6 +95,7 @@ use crate::errno::{Errno, Result};
 use crate::heap::BlockOwner;
 use crate::host::{Deadline, Host, Wake};
 use crate::ids::{Kind, Object, ObjectTxn};
+use crate::lifecycle::Reap;
 use crate::lock::{JournalEntry, Txn};
 use crate::perm::{Cred, IpcPerm, IPC_NOWAIT};
 use crate::registry::Tag;
@@ -1066,7 +1068,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             if now >= recheck && !timed_out {
                 // Waiting a while: a process that died holding what this
                 // caller waits for (by SEM_UNDO) gives it back now.
-                self.reap_dead(crate::lifecycle::Reap::Holding);
+                self.reap_dead(Reap::Holding);
                 recheck = Deadline::after(now, RECHECK_NS);
             }
 
@@ -1252,7 +1254,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         query: SemQuery,
         cred: &Cred<'_>,
     ) -> Result<i32> {
-        self.reap_dead(crate::lifecycle::Reap::Holding);
+        self.reap_dead(Reap::Holding);
         let (locked, set) = self.sem_locked(semid, cred, 0o444)?;
         let index = usize::try_from(semnum).map_err(|_| Errno::EINVAL)?;
         let (Some(value), Some(pid)) = (set.value(index), set.pid(index)) else {
@@ -1295,7 +1297,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         cred: &Cred<'_>,
         sink: &mut dyn FnMut(u32, u16),
     ) -> Result<()> {
-        self.reap_dead(crate::lifecycle::Reap::Holding);
+        self.reap_dead(Reap::Holding);
         let (_locked, set) = self.sem_locked(semid, cred, 0o444)?;
         for index in 0..set.len() {
             let value = set.value(index).map_or(0, |word| word.get() & VALUE);
@@ -1623,28 +1625,24 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// Takes the waiting-operation records of the dead process in registry
     /// slot `index` out of their queues and frees them, so that no waker
     /// ever completes an operation for it. Run by the reaper that claimed
-    /// the slot; returns how many records went.
-    pub(crate) fn remove_dead_waiters(&self, index: u32) -> u32 {
-        let mut removed = 0;
-        let mut from = 0;
-        while let Ok(Some((at, semid, next))) = self.next_block_of(OWNER_WAITER, from) {
-            from = next;
+    /// the slot.
+    pub(crate) fn remove_dead_waiters(&self, index: u32) {
+        let ours = |waiter: &Waiter| Tag::from_raw(waiter.owner.get()).slot() == Some(index);
+        self.sweep_blocks(OWNER_WAITER, |at, semid| {
             let semid = semid as i32;
-            let ours = |waiter: &Waiter| Tag::from_raw(waiter.owner.get()).slot() == Some(index);
-            let freed = match self.lock_set(semid) {
+            match self.lock_set(semid) {
                 Ok(mut st) => {
                     let Ok(waiter) = self.waiter(at, semid) else {
-                        continue;
+                        return false;
                     };
-                    if !ours(waiter) {
-                        continue;
-                    }
-                    if waiter.status.get() >= ASLEEP
-                        && self
-                            .unlink(&mut st.locked.txn, &st.view, waiter, semid)
-                            .is_err()
+                    let queued = waiter.status.get() >= ASLEEP;
+                    if !ours(waiter)
+                        || (queued
+                            && self
+                                .unlink(&mut st.locked.txn, &st.view, waiter, semid)
+                                .is_err())
                     {
-                        continue;
+                        return false;
                     }
                     st.commit();
                     true
@@ -1654,16 +1652,8 @@ impl<'m, H: Host> Namespace<'m, H> {
                     self.arena.get(Off::<Waiter>::new(at)).is_ok_and(ours)
                 }
                 Err(_) => false,
-            };
-            let owner = BlockOwner {
-                kind: OWNER_WAITER,
-                id: semid as u32,
-            };
-            if freed && self.heap_free(at, owner).is_ok() {
-                removed += 1;
             }
-        }
-        removed
+        });
     }
 
     /// Applies and detaches one undo record, if its set lives and it is

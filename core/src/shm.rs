@@ -33,6 +33,7 @@ use crate::errno::{Errno, Result};
 use crate::heap::BlockOwner;
 use crate::host::Host;
 use crate::ids::{Kind, Object};
+use crate::lifecycle::Reap;
 use crate::lock::Txn;
 use crate::perm::{Cred, IpcPerm};
 use crate::registry::ProcSlot;
@@ -379,7 +380,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// record is gone. `EINVAL` if no piece of an attachment made at `addr`
     /// is left. A segment removed meanwhile goes with its last attachment.
     pub fn shm_detach(&self, addr: u64, unmap: &mut dyn FnMut(u64, u64)) -> Result<Detached> {
-        self.reap_dead(crate::lifecycle::Reap::Holding);
+        self.reap_dead(Reap::Holding);
         let (me, pid) = self.identity()?;
         let slot = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
         let (at, first) = self
@@ -419,7 +420,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// closes mappings (stamping `shm_atime` for a split and `shm_dtime` for
     /// an end). Returns how many pieces were touched.
     pub fn shm_unmapped(&self, addr: u64, len: u64) -> Result<u32> {
-        self.reap_dead(crate::lifecycle::Reap::Holding);
+        self.reap_dead(Reap::Holding);
         let (me, pid) = self.identity()?;
         let slot = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
         let end = addr.saturating_add(len);
@@ -634,7 +635,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         if shmid < 0 {
             return Err(Errno::EINVAL);
         }
-        self.reap_dead(crate::lifecycle::Reap::Holding);
+        self.reap_dead(Reap::Holding);
         let locked = self.lock_object(Kind::Shm, shmid)?;
         if !locked.object.allows(cred, 0o444) {
             return Err(Errno::EACCES);
@@ -645,7 +646,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// `shmctl(SHM_STAT)` (`any`: `SHM_STAT_ANY`, without the read check):
     /// the segment in slot `index`, and its id.
     pub fn shm_stat_index(&self, index: i32, any: bool, cred: &Cred<'_>) -> Result<(i32, ShmidDs)> {
-        self.reap_dead(crate::lifecycle::Reap::Holding);
+        self.reap_dead(Reap::Holding);
         let locked = self.lock_index(Kind::Shm, index)?;
         if !any && !locked.object.allows(cred, 0o444) {
             return Err(Errno::EACCES);
@@ -681,7 +682,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         if shmid < 0 {
             return Err(Errno::EINVAL);
         }
-        self.reap_dead(crate::lifecycle::Reap::Holding);
+        self.reap_dead(Reap::Holding);
         self.destroy_if_unattached(shmid, Some(cred))
     }
 
