@@ -60,8 +60,10 @@ use crate::Namespace;
 /// Set in the owner word when a process sleeps waiting for the lock.
 const CONTENDED: u32 = 1 << 31;
 
-/// How many times an acquirer re-reads a held lock before it sleeps.
+/// How many times an acquirer re-reads a held lock before it yields its
+/// core, and how many times it yields before it sleeps.
 const SPINS: u32 = 100;
+const YIELDS: u32 = 10;
 
 /// How long a waiter sleeps before it asks whether the owner still lives.
 const LIVENESS_INTERVAL_NS: u64 = 2_000_000;
@@ -199,15 +201,21 @@ impl<'m> LockView<'m> {
         {
             return Ok(());
         }
-        for _ in 0..SPINS {
-            core::hint::spin_loop();
-            if word.load(Ordering::Relaxed) == 0
-                && word
-                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return Ok(());
+        // Spinning, and yielding between spins so that a holder that lost
+        // its core gets it back: a lock is held for a short section, and a
+        // caller asleep on it would let those on a core overtake it.
+        for _ in 0..YIELDS {
+            for _ in 0..SPINS {
+                core::hint::spin_loop();
+                if word.load(Ordering::Relaxed) == 0
+                    && word
+                        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    return Ok(());
+                }
             }
+            ns.host.yield_now();
         }
         // Held for a while: sleep, and once the same owner has held it for
         // LIVENESS_INTERVAL_NS, ask whether that owner still lives.

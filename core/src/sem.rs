@@ -71,22 +71,27 @@
 //! ([`Txn::checkpoint`]), so a waker that dies part-way leaves every waiter
 //! either completed or still queued.
 //!
-//! Before sleeping, a caller spins briefly — first retrying the operation,
-//! then watching its status word — so a hand-off between two processes that
-//! each have a core costs no system call. A sleeper marks its status
-//! `ASLEEP` before it waits on the futex; the waker calls `wake` only then.
+//! A blocked caller queues at once, then spins on its status word, yielding
+//! its core between spins, before it sleeps: a hand-off between two processes
+//! that each have a core costs no system call, one whose turn comes while it
+//! is off its core runs at the next yield there, and contending processes
+//! take turns in queue order instead of the ones on a core taking every
+//! turn. A sleeper marks its status `ASLEEP` before it waits on the futex; the
+//! waker calls `wake` only then.
 //!
 //! # Locking
 //!
-//! Everything about a set is under its object lock. A sleeper reads its own
-//! status word without the lock, but acts on a final status only after taking
-//! the lock once: a waker that died before committing has had its work rolled
-//! back by then, status included. A sleeper also wakes every 100 ms on its own
-//! to take the lock and walk the queue, so a waker that died between its
-//! commit and its `wake` delays a sleeper, never strands it. Waiter records
-//! are freed only by their owners, or by the reaper of an owner that died
-//! (unlinked under the lock first), so a waker holding the lock never reads
-//! a freed record.
+//! Everything about a set is under its object lock. A waker journals a
+//! completion's result in the waiter's record, makes it permanent
+//! ([`Txn::checkpoint`]) and only then publishes it in the status word, so a
+//! sleeper acts on a final status it reads without taking the lock: nothing
+//! can roll it back. A sleeper also wakes every 100 ms on its own to take the
+//! lock, read the result there and walk the queue, so a waker that died
+//! between its checkpoint and publishing or waking delays a sleeper, never
+//! strands it. Waiter records are freed only by their owners, or by the
+//! reaper of an owner that died (unlinked under the lock first), so a waker
+//! holding the lock never reads a freed record; once it has published a
+//! completion it no longer touches that record.
 
 use core::sync::atomic::Ordering;
 
@@ -214,7 +219,10 @@ unsafe impl Record for Sem {}
 struct Waiter {
     next: Word,
     prev: Word,
+    /// The result as published to the sleeper (read without the lock).
     status: Word,
+    /// The result, journaled: `WAITING` while queued.
+    result: Word,
     pid: Word,
     nsops: Word,
     blocking: Word,
@@ -225,7 +233,7 @@ struct Waiter {
     owner: Word,
 }
 
-// SAFETY: `repr(C)`, nine words, no padding.
+// SAFETY: `repr(C)`, ten words, no padding.
 unsafe impl Record for Waiter {}
 
 /// The head of an undo record; `nsems` adjustments (`i32` as `u32`) follow.
@@ -289,10 +297,21 @@ fn journal_entries(nsops: u32) -> u32 {
 
 /// How often a sleeper wakes on its own to check on the queue.
 const RECHECK_NS: u64 = 100_000_000;
-/// Retries of a blocked operation before the caller queues up.
-const RETRIES: u32 = 4;
-/// Spins per retry, and on the status word before sleeping.
-const SPINS: u32 = 500;
+/// Spins of a blocked caller on the fast path before it queues (see
+/// `semop_locked`): enough for a partner on another core to answer.
+const RETRY_SPINS: u32 = 100;
+/// Spins of a queued waiter on its status word before it yields its core,
+/// and yields before it sleeps.
+const WAIT_SPINS: u32 = 20;
+const WAIT_YIELDS: u32 = 50;
+
+/// A waiter's final status as `semop`'s result.
+fn result_of(status: u32) -> Result<()> {
+    match status {
+        0 => Ok(()),
+        err => Err(Errno::from_raw(err as i32)),
+    }
+}
 
 fn valid_timeout(t: &Timeout) -> bool {
     t.sec >= 0 && (0..1_000_000_000).contains(&t.nsec)
@@ -710,7 +729,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         let alter = sops.iter().any(|op| op.sem_op != 0);
         let undo = sops.iter().any(|op| op.sem_flg & SEM_UNDO != 0);
         let (me, pid) = self.identity()?;
-        let mut retries = 0;
+        let mut retried = false;
         loop {
             let mut st = self.lock_set(semid)?;
             if usize::from(max) >= st.view.len() {
@@ -743,22 +762,26 @@ impl<'m, H: Host> Namespace<'m, H> {
             match attempt {
                 Attempt::Done => return self.finish(st, alter),
                 Attempt::Failed(err) => return Err(err),
-                Attempt::Blocked(index) if retries < RETRIES => {
-                    let watched = st.view.value(usize::from(sops[index as usize].sem_num));
+                // A caller that spun for the semaphore outside the queue
+                // would be passed over by every wake, so that whoever is on
+                // a core would take every turn: only a caller that made the
+                // semaphore's last change (no one else is taking it) and
+                // finds no queue waits a moment for a partner's answer
+                // before it queues, as Linux queues it, at once.
+                Attempt::Blocked(_)
+                    if !retried
+                        && !undo
+                        && sops.len() == 1
+                        && st.view.set.head.get() == 0
+                        && st.view.pid(usize::from(sops[0].sem_num)).map(Word::get)
+                            == Some(pid) =>
+                {
                     drop(st);
-                    retries += 1;
-                    // Wait a little for another process to make progress possible.
-                    let seen = watched.map_or(0, Word::get);
-                    // A process woken to take its turn may be waiting for a core.
-                    self.host.yield_now();
-                    for _ in 0..SPINS {
+                    retried = true;
+                    for _ in 0..RETRY_SPINS {
                         core::hint::spin_loop();
-                        if let ([op], false) = (sops, undo) {
-                            if let Some(done) = self.semop_fast(semid, op, cred) {
-                                return done;
-                            }
-                        } else if watched.map_or(0, Word::get) != seen {
-                            break;
+                        if let Some(done) = self.semop_fast(semid, &sops[0], cred) {
+                            return done;
                         }
                     }
                 }
@@ -925,8 +948,12 @@ impl<'m, H: Host> Namespace<'m, H> {
                         };
                         if let Some(status) = status {
                             self.unlink(txn, set, waiter, semid)?;
-                            let before = txn.swap(&waiter.status, status)?;
+                            txn.set(&waiter.result, status)?;
                             txn.checkpoint();
+                            // The record's journal room goes back to its owner,
+                            // who may free the record once the result is out.
+                            txn.lend_overflow(0, 0)?;
+                            let before = waiter.status.atomic().swap(status, Ordering::AcqRel);
                             if before == ASLEEP {
                                 if wakes.len < WAKE_BATCH {
                                     wakes.words[wakes.len] =
@@ -1002,6 +1029,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         let waiter = self.arena.get(Off::<Waiter>::new(at))?;
         // A fresh block, reachable once linked (journaled, below).
         waiter.status.set(WAITING);
+        waiter.result.set(WAITING);
         waiter.pid.set(pid);
         waiter.nsops.set(nsops);
         waiter.blocking.set(blocking);
@@ -1048,12 +1076,18 @@ impl<'m, H: Host> Namespace<'m, H> {
         loop {
             let mut woke = Wake::Woken;
             let mut pending = true;
-            for _ in 0..SPINS {
-                if status.load(Ordering::Acquire) < ASLEEP {
-                    pending = false;
-                    break;
+            // Yielding, not sleeping, while the turn comes round: a waiter
+            // handed its turn while off its core then runs at the next yield
+            // on that core, without a system call from the waker.
+            'spin: for _ in 0..WAIT_YIELDS {
+                for _ in 0..WAIT_SPINS {
+                    if status.load(Ordering::Acquire) < ASLEEP {
+                        pending = false;
+                        break 'spin;
+                    }
+                    core::hint::spin_loop();
                 }
-                core::hint::spin_loop();
+                self.host.yield_now();
             }
             if pending
                 && status
@@ -1072,15 +1106,17 @@ impl<'m, H: Host> Namespace<'m, H> {
                 recheck = Deadline::after(now, RECHECK_NS);
             }
 
-            // Decide under the lock: a final status read there is committed.
+            let published = status.load(Ordering::Acquire);
+            if published < ASLEEP {
+                return result_of(published);
+            }
+            // Under the lock the journaled result is the last word: a waker
+            // may have died before publishing it.
             let (txn, object) = self.lock_slot_of(Kind::Sem, semid)?;
-            let now = waiter.status.get();
-            if now < ASLEEP {
+            let now = waiter.result.get();
+            if now != WAITING {
                 txn.commit();
-                return match now {
-                    0 => Ok(()),
-                    err => Err(Errno::from_raw(err as i32)),
-                };
+                return result_of(now);
             }
             let Some(object) = object else {
                 // Removed: the queue is gone with the set.
@@ -1635,7 +1671,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                     let Ok(waiter) = self.waiter(at, semid) else {
                         return false;
                     };
-                    let queued = waiter.status.get() >= ASLEEP;
+                    let queued = waiter.result.get() == WAITING;
                     if !ours(waiter)
                         || (queued
                             && self
