@@ -202,6 +202,19 @@ impl Drop for Helper {
     }
 }
 
+/// The `usysv` command, built beside the test binaries (in the directory
+/// above `deps`) by `cargo test --workspace`.
+pub fn usysv_command() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(Path::parent).unwrap().join("usysv");
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace",
+        path.display()
+    );
+    path
+}
+
 /// How long a multi-process test waits for anything that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(5);
 

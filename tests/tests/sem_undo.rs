@@ -8,7 +8,7 @@ use std::time::Duration;
 use usysv_platform::usysv_core::perm::IPC_PRIVATE;
 use usysv_platform::usysv_core::sem::{SemBuf, SemQuery};
 use usysv_platform::Ipc;
-use usysv_tests::{eventually, Helper, TempDir, Watchdog, SMALL_LIMITS};
+use usysv_tests::{eventually, usysv_command, Helper, TempDir, Watchdog, SMALL_LIMITS};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_usysv-undo-helper");
 
@@ -72,19 +72,6 @@ fn adjustments_survive_exec_and_are_applied_when_the_new_image_exits() {
         Ok(0),
         "undone when the new image exits"
     );
-}
-
-/// The `usysv` command, built beside this test (in the directory above
-/// `deps`) by `cargo test --workspace`.
-fn usysv_command() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(Path::parent).unwrap().join("usysv");
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace",
-        path.display()
-    );
-    path
 }
 
 #[test]
