@@ -1751,3 +1751,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "tests_sem_waker.rs"]
+mod tests_waker;
