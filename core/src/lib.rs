@@ -27,6 +27,7 @@ pub mod arena;
 mod check;
 pub mod errno;
 pub mod format;
+mod handoff;
 mod heap;
 pub mod host;
 mod ids;

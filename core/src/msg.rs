@@ -84,6 +84,7 @@ use core::sync::atomic::Ordering;
 
 use crate::arena::{Off, Record, Word, Word64};
 use crate::errno::{Errno, Result};
+use crate::handoff::{await_status, ASLEEP, WAITING};
 use crate::heap::BlockOwner;
 use crate::host::{Deadline, Host, Wake};
 use crate::ids::{Kind, Object, ObjectTxn, EXT_OFFSET, EXT_WORDS};
@@ -252,8 +253,6 @@ struct Receiver {
 // SAFETY: `repr(C)`, words and word pairs, no padding.
 unsafe impl Record for Receiver {}
 
-const WAITING: u32 = u32::MAX;
-const ASLEEP: u32 = u32::MAX - 1;
 const OWNER_RECEIVER: u32 = 4;
 
 /// Record states.
@@ -1065,26 +1064,9 @@ impl<'m, H: Host> Namespace<'m, H> {
     ) -> Result<(i64, usize)> {
         let status = receiver.status.atomic();
         loop {
-            let mut woke = Wake::Woken;
-            let mut pending = true;
-            'spin: for _ in 0..SPIN_ROUNDS {
-                for _ in 0..SPINS {
-                    if status.load(Ordering::Acquire) < ASLEEP {
-                        pending = false;
-                        break 'spin;
-                    }
-                    core::hint::spin_loop();
-                }
-                self.host.yield_now();
-            }
-            if pending
-                && status
-                    .compare_exchange(WAITING, ASLEEP, Ordering::AcqRel, Ordering::Acquire)
-                    .map_or_else(|seen| seen == ASLEEP, |_| true)
-            {
-                let recheck = Deadline::after(self.host.now(), RECHECK_NS);
-                woke = self.host.wait(status, ASLEEP, Some(recheck));
-            }
+            let woke = await_status(&self.host, status, SPIN_ROUNDS, SPINS, || {
+                Deadline::after(self.host.now(), RECHECK_NS)
+            });
             // Decide under the lock: a final status read there is committed.
             let (mut txn, object) = self.lock_receive(msqid)?;
             match receiver.status.get() {

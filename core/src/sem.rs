@@ -97,6 +97,7 @@ use core::sync::atomic::Ordering;
 
 use crate::arena::{Off, Record, Word, Word64};
 use crate::errno::{Errno, Result};
+use crate::handoff::{await_status, ASLEEP, WAITING};
 use crate::heap::BlockOwner;
 use crate::host::{Deadline, Host, Wake};
 use crate::ids::{Kind, Object, ObjectTxn};
@@ -273,11 +274,6 @@ const SLOW: u32 = 0x8000;
 fn value_word(seq: u32, value: u32) -> u32 {
     seq << 16 | value
 }
-
-/// Status of a queued waiter that may be spinning.
-const WAITING: u32 = u32::MAX;
-/// Status of a queued waiter that sleeps on the futex (the waker must wake it).
-const ASLEEP: u32 = u32::MAX - 1;
 
 /// Heap block owners (see [`BlockOwner`]).
 const OWNER_SET: u32 = 1;
@@ -1074,29 +1070,12 @@ impl<'m, H: Host> Namespace<'m, H> {
         let status = waiter.status.atomic();
         let mut recheck = Deadline::after(self.host.now(), RECHECK_NS);
         loop {
-            let mut woke = Wake::Woken;
-            let mut pending = true;
             // Yielding, not sleeping, while the turn comes round: a waiter
             // handed its turn while off its core then runs at the next yield
             // on that core, without a system call from the waker.
-            'spin: for _ in 0..WAIT_YIELDS {
-                for _ in 0..WAIT_SPINS {
-                    if status.load(Ordering::Acquire) < ASLEEP {
-                        pending = false;
-                        break 'spin;
-                    }
-                    core::hint::spin_loop();
-                }
-                self.host.yield_now();
-            }
-            if pending
-                && status
-                    .compare_exchange(WAITING, ASLEEP, Ordering::AcqRel, Ordering::Acquire)
-                    .map_or_else(|seen| seen == ASLEEP, |_| true)
-            {
-                let until = deadline.map_or(recheck, |d| d.min(recheck));
-                woke = self.host.wait(status, ASLEEP, Some(until));
-            }
+            let woke = await_status(&self.host, status, WAIT_YIELDS, WAIT_SPINS, || {
+                deadline.map_or(recheck, |d| d.min(recheck))
+            });
             let now = self.host.now();
             let timed_out = deadline.is_some_and(|d| now >= d);
             if now >= recheck && !timed_out {

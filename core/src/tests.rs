@@ -173,6 +173,17 @@ pub(crate) fn fresh_namespace() -> (&'static [AtomicU32], TestHost, Namespace<'s
 }
 
 /// Starts `pid`'s work on its own thread, with its own namespace.
+/// Waits (bounded) until `cond` holds.
+pub(crate) fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..5000 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("never happened: {what}");
+}
+
 pub(crate) fn spawn_process<T: Send + 'static>(
     host: &TestHost,
     pid: u32,

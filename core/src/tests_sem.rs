@@ -9,8 +9,8 @@ use std::vec::Vec;
 use crate::perm::{IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE};
 use crate::sem::{SemBuf, SemQuery, Timeout, SEM_UNDO};
 use crate::tests::{
-    assert_clean, die_inside, fresh_namespace, memory, park_dead, small_limits, spawn_process,
-    TestHost, USER,
+    assert_clean, die_inside, eventually, fresh_namespace, memory, park_dead, small_limits,
+    spawn_process, TestHost, USER,
 };
 use crate::{Cred, Errno, Namespace};
 
@@ -31,17 +31,6 @@ fn value(ns: &Namespace<'_, TestHost>, id: i32, num: i32) -> i32 {
 /// GETNCNT: how many wait to decrease semaphore `num`.
 fn ncnt(ns: &Namespace<'_, TestHost>, id: i32, num: i32) -> Result<i32, Errno> {
     ns.sem_query(id, num, SemQuery::WaitingToDecrease, &USER)
-}
-
-/// Waits (bounded) until `cond` holds.
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..5000 {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    panic!("never happened: {what}");
 }
 
 /// Starts processes 2, 3 and 4, each blocking to take 1 from semaphore 0 of

@@ -1,11 +1,11 @@
 //! The waker's side of a completion, cut short where a crash can cut it:
 //! tests that need the waiter records' insides, so they live under `sem`.
 
-use std::time::Duration;
-
 use crate::perm::IPC_PRIVATE;
 use crate::sem::{SemBuf, SemQuery};
-use crate::tests::{assert_clean, die_inside, fresh_namespace, park_dead, spawn_process, USER};
+use crate::tests::{
+    assert_clean, die_inside, eventually, fresh_namespace, park_dead, spawn_process, USER,
+};
 
 #[test]
 fn a_completion_committed_by_a_waker_that_died_before_publishing_it_is_found() {
@@ -17,12 +17,9 @@ fn a_completion_committed_by_a_waker_that_died_before_publishing_it_is_found() {
         sem_flg: 0,
     };
     let waiter = spawn_process(&host, 2, mem, move |ns| ns.semop(id, &[take], &USER));
-    let queued = || ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(1);
-    let start = std::time::Instant::now();
-    while !queued() {
-        assert!(start.elapsed() < Duration::from_secs(5), "never queued");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    eventually("queued", || {
+        ns.sem_query(id, 0, SemQuery::WaitingToDecrease, &USER) == Ok(1)
+    });
     // Gives 1 and completes the waiter's -1 with it, as `update_queue` does,
     // up to its checkpoint; then dies, holding the lock, before publishing
     // the result or waking anyone.
