@@ -223,28 +223,36 @@ impl Drop for KernelQueueOwner {
 type ChildQueue<'a> = &'a dyn Fn() -> Result<Box<dyn Queue>, String>;
 
 /// A producer (this process) sends `count` messages of `size` bytes that a
-/// consumer (a child) receives; returns messages per second.
+/// consumer (a child) receives; returns messages per second, timed by the
+/// consumer from its first message to its last, so that neither side's
+/// start-up counts.
 fn stream(
     queue: &dyn Queue,
     child_queue: ChildQueue<'_>,
     size: usize,
     count: u32,
 ) -> Result<f64, String> {
-    let start = Instant::now();
+    let pipe = Pipe::new()?;
     let consumer = fork(|| {
         let queue = child_queue()?;
         let mut buf = vec![0u8; size];
-        for _ in 0..count {
+        queue.receive(0, &mut buf)?;
+        let start = Instant::now();
+        for _ in 1..count {
             queue.receive(0, &mut buf)?;
         }
+        pipe.send(start.elapsed().as_nanos() as u64);
         Ok(())
     })?;
+    pipe.close_sending();
     let data = vec![7u8; size];
     for i in 0..count {
         queue.send(1 + i64::from(i % 4), &data)?;
     }
+    let nanos = pipe.receive();
     reap(consumer)?;
-    Ok(f64::from(count) / start.elapsed().as_secs_f64())
+    let nanos = nanos.ok_or("the consumer reported no time")?;
+    Ok(f64::from(count - 1) * 1e9 / nanos.max(1) as f64)
 }
 
 /// A client (this process) sends a 64-byte request of type 1 and waits for
@@ -359,6 +367,53 @@ fn reap(pid: libc::pid_t) -> Result<(), String> {
     }
 }
 
+/// A pipe on which bench children report a number to the parent.
+struct Pipe {
+    fds: [libc::c_int; 2],
+}
+
+impl Pipe {
+    fn new() -> Result<Pipe, String> {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+        }
+        Ok(Pipe { fds })
+    }
+
+    /// In a child: reports `value`.
+    fn send(&self, value: u64) {
+        let bytes = value.to_ne_bytes();
+        // SAFETY: writing 8 bytes from a live buffer to our descriptor.
+        unsafe { libc::write(self.fds[1], bytes.as_ptr().cast(), 8) };
+    }
+
+    /// In the parent, once the children are forked: closes its own writing
+    /// end, so that children that die make [`Pipe::receive`] end instead of
+    /// hang.
+    fn close_sending(&self) {
+        // SAFETY: our own descriptor; the children hold their copies.
+        unsafe { libc::close(self.fds[1]) };
+    }
+
+    /// The next value a child reported, or `None` when none will come.
+    fn receive(&self) -> Option<u64> {
+        let mut bytes = [0u8; 8];
+        // SAFETY: reading 8 bytes into a live buffer from our descriptor.
+        let n = unsafe { libc::read(self.fds[0], bytes.as_mut_ptr().cast(), 8) };
+        (n == 8).then(|| u64::from_ne_bytes(bytes))
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // SAFETY: our own descriptor (the writing end is closed already, or
+        // this is a child leaving with `_exit`, which runs no destructor).
+        unsafe { libc::close(self.fds[0]) };
+    }
+}
+
 /// Two processes pass a token through semaphores 0 and 1; returns
 /// nanoseconds per round trip.
 fn ping_pong(sems: &dyn Sems, child_sems: ChildSems<'_>, rounds: u32) -> Result<f64, String> {
@@ -392,11 +447,7 @@ fn contention(
     time: Duration,
 ) -> Result<(f64, f64), String> {
     sems.set(0, 1)?;
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
-    }
+    let pipe = Pipe::new()?;
     let start_at = Instant::now() + Duration::from_millis(100);
     let children = (0..workers)
         .map(|_| {
@@ -412,27 +463,13 @@ fn contention(
                     count += 1;
                     sems.op(0, 1)?;
                 }
-                let bytes = count.to_ne_bytes();
-                // SAFETY: writing 8 bytes from a live buffer to the pipe.
-                unsafe { libc::write(fds[1], bytes.as_ptr().cast(), 8) };
+                pipe.send(count);
                 Ok(())
             })
         })
         .collect::<Result<Vec<_>, _>>();
-    // SAFETY: our own descriptor; the children hold their copies. With it
-    // closed, a child that dies makes the read below end instead of hang.
-    unsafe { libc::close(fds[1]) };
-    let mut counts = Vec::new();
-    for _ in 0..workers {
-        let mut bytes = [0u8; 8];
-        // SAFETY: reading 8 bytes into a live buffer.
-        if unsafe { libc::read(fds[0], bytes.as_mut_ptr().cast(), 8) } != 8 {
-            break;
-        }
-        counts.push(u64::from_ne_bytes(bytes));
-    }
-    // SAFETY: our own descriptor.
-    unsafe { libc::close(fds[0]) };
+    pipe.close_sending();
+    let counts: Vec<u64> = (0..workers).map_while(|_| pipe.receive()).collect();
     for child in children? {
         reap(child)?;
     }
