@@ -94,7 +94,7 @@ const FREE: u32 = 0;
 const LIVE: u32 = 1;
 
 /// Words each slot keeps for its kind's own fields.
-pub const EXT_WORDS: usize = 49;
+pub const EXT_WORDS: usize = 65;
 
 /// Where a slot's ext words start, in bytes from the slot's (64-aligned)
 /// start: for kinds that place their fields by cache line.
@@ -116,7 +116,7 @@ pub(crate) struct TableHeader {
 // SAFETY: `repr(C)`, a lock record and words, no padding.
 unsafe impl Record for TableHeader {}
 
-/// One object slot: 512 bytes, so slots never share a cache line.
+/// One object slot: 576 bytes (nine cache lines), so slots never share a line.
 #[repr(C)]
 pub struct ObjectSlot {
     lock: LockRecord<32>,

@@ -144,23 +144,34 @@ pub struct MsgInfo {
     pub msgseg: u16,
 }
 
-/// A queue's part of its object slot: the published tail on the slot
-/// header's cache line, the send side's words on the next, the receive
-/// side's and its lock on the two after (checked below).
+/// A queue's part of its object slot, placed by cache line: `qbytes` on the
+/// slot header's line (only read), then a line that senders write once per
+/// message and receivers read, the send side's own line, and the receive
+/// side's words and its lock on the lines after (checked below). Each side
+/// reads the other's line only to learn something new there, so that a
+/// receiver watching for a message does not take the send side's line away
+/// from a sender at every store, nor a sender the receive side's.
 #[repr(C)]
 struct Queue {
-    /// The tail as published for receivers: alone on the slot header's line
-    /// (which is otherwise only read), so that a receiver watching it does not
-    /// take the send side's line away from a sender at every store.
+    /// The most bytes (and messages) the queue holds.
     qbytes: Word,
-    // The send side, under the object lock.
+    // Published by senders for receivers.
+    /// The tail as receivers may use it: stored once a send has committed.
+    pub_tail: Word,
     /// The ring: offset (0 until the first send) and capacity, changed only
-    /// under both locks.
+    /// under both locks (the send side keeps its own copies).
     ring: Word,
     capacity: Word,
-    /// The byte offset of the ring's free run.
+    _pub_line: [Word; 13],
+    // The send side, under the object lock.
+    /// The byte offset of the ring's free run, and the value last stored to
+    /// `pub_tail` (a sender that died between its commit and its store
+    /// leaves them apart).
     tail: Word,
-    pub_tail: Word,
+    published: Word,
+    /// The send side's copies of `ring` and `capacity`.
+    send_ring: Word,
+    send_capacity: Word,
     /// Messages and bytes ever queued (wrapping), the last sender, the time.
     sent_count: Word,
     sent_bytes: Word,
@@ -213,7 +224,8 @@ pub(crate) const KEPT_EXT_WORDS: usize = size_of::<LockRecord<RECV_JOURNAL>>() /
 const _: () = {
     assert!(size_of::<Queue>() == EXT_WORDS * 4);
     assert!(offset_of!(Queue, recv_lock) == (EXT_WORDS - KEPT_EXT_WORDS) * 4);
-    assert!((EXT_OFFSET + offset_of!(Queue, ring)) % 64 == 0);
+    assert!((EXT_OFFSET + offset_of!(Queue, pub_tail)) % 64 == 0);
+    assert!((EXT_OFFSET + offset_of!(Queue, tail)) % 64 == 0);
     assert!((EXT_OFFSET + offset_of!(Queue, head)) % 64 == 0);
 };
 
@@ -420,11 +432,18 @@ impl<'m, H: Host> Namespace<'m, H> {
     fn lock_send(&self, msqid: i32) -> Result<(ObjectTxn<'_, 'm, H>, QueueView<'m>)> {
         let locked = self.lock_object(Kind::Msg, msqid)?;
         let q = self.queue_view(&locked.object);
-        let tail = q.queue.tail.get();
-        if q.queue.pub_tail.get() != tail {
-            q.queue.pub_tail.atomic().store(tail, Ordering::Release);
+        if q.queue.published.get() != q.queue.tail.get() {
+            Self::publish_tail(q.queue);
         }
         Ok((locked, q))
+    }
+
+    /// Stores the tail for receivers (after it is committed or
+    /// checkpointed), and notes it on the send side's line.
+    fn publish_tail(queue: &Queue) {
+        let tail = queue.tail.get();
+        queue.pub_tail.atomic().store(tail, Ordering::Release);
+        queue.published.atomic().store(tail, Ordering::Relaxed);
     }
 
     /// Takes the receive lock of the queue `msqid` names, or named: the
@@ -637,10 +656,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                 self.append(&mut locked, &q, mtype, data, pid)?
             };
             locked.txn.checkpoint();
-            queue
-                .pub_tail
-                .atomic()
-                .store(queue.tail.get(), Ordering::Release);
+            Self::publish_tail(queue);
             locked.commit();
             self.wake_receivers(&wakes);
             if let Some(ring) = old_ring {
@@ -669,7 +685,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             None
         };
         let (tail, skip) = self.room_at_tail(queue, size).ok_or(Errno::CORRUPT)?;
-        let ring = queue.ring.get();
+        let ring = queue.send_ring.get();
         let txn = &mut locked.txn;
         // Past the tail nothing is reachable until the tail moves (journaled).
         if skip > 0 {
@@ -687,7 +703,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         header.state.set(LIVE);
         self.arena
             .write_bytes(at(at(ring, tail)?, MsgHeader::SIZE)?, data)?;
-        let capacity = queue.capacity.get();
+        let capacity = queue.send_capacity.get();
         let new_tail = if tail + size == capacity {
             0
         } else {
@@ -706,10 +722,10 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// fit in the free run (up to the head as senders last saw it, short of
     /// filling the ring).
     fn room_at_tail(&self, queue: &Queue, size: u32) -> Option<(u32, u32)> {
-        if queue.ring.get() == 0 {
+        if queue.send_ring.get() == 0 {
             return None;
         }
-        let (capacity, tail) = (queue.capacity.get(), queue.tail.get());
+        let (capacity, tail) = (queue.send_capacity.get(), queue.tail.get());
         let head = queue.seen_head.get();
         if tail >= capacity || head >= capacity {
             return None;
@@ -795,13 +811,20 @@ impl<'m, H: Host> Namespace<'m, H> {
         // Both sides' copies are journaled with the rest: a ring replaced
         // halfway is never published.
         let txn = &mut locked.txn;
-        txn.set(&queue.ring, fresh)?;
-        txn.set(&queue.capacity, capacity)?;
-        txn.set(&queue.head, 0)?;
-        txn.set(&queue.pub_head, 0)?;
-        txn.set(&queue.seen_head, 0)?;
-        txn.set(&queue.tail, live)?;
-        txn.set(&queue.pub_tail, live)?;
+        for (word, value) in [
+            (&queue.ring, fresh),
+            (&queue.capacity, capacity),
+            (&queue.send_ring, fresh),
+            (&queue.send_capacity, capacity),
+            (&queue.head, 0),
+            (&queue.pub_head, 0),
+            (&queue.seen_head, 0),
+            (&queue.tail, live),
+            (&queue.pub_tail, live),
+            (&queue.published, live),
+        ] {
+            txn.set(word, value)?;
+        }
         Ok((old != 0).then_some(old))
     }
 
@@ -1439,3 +1462,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         (self.max_index(Kind::Msg).max(0), info)
     }
 }
+
+#[cfg(test)]
+#[path = "tests_msg_crash.rs"]
+mod tests_crash;

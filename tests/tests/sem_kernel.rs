@@ -771,7 +771,7 @@ fn erange_and_all_or_nothing<W: SysV>(r: &mut Run<W>) {
 }
 
 /// As [`erange_and_all_or_nothing`], on a set too large for usysv to keep
-/// in the object slot (it keeps up to 21 semaphores there).
+/// in the object slot (it keeps up to 29 semaphores there).
 fn erange_and_all_or_nothing_on_a_large_set<W: SysV>(r: &mut Run<W>) {
     erange_and_all_or_nothing_on(r, 32);
 }

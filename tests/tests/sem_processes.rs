@@ -63,7 +63,7 @@ impl World {
     }
 
     /// usysv, with sets too large to keep their semaphores in the object
-    /// slot (usysv's inline fast path holds up to 21): the heap path.
+    /// slot (usysv's inline fast path holds up to 29): the heap path.
     fn usysv_large_sets(test: &str) -> World {
         let mut world = World::usysv(&format!("{test}-large"));
         if let World::Usysv { min_nsems, .. } = &mut world {
