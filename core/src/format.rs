@@ -86,6 +86,11 @@ pub struct Header {
     limits: LimitsRecord,
     regions: [Word; REGION_WORDS],
     created: Word64,
+    /// When the next sweep for dead processes may start: the host's
+    /// monotonic clock in milliseconds, wrapping (see
+    /// `Namespace::sweep_now_and_then`).
+    sweep_after: Word,
+    _reserved: Word,
 }
 
 // SAFETY: `repr(C)`, words, word arrays and records of words only, no padding.
@@ -443,6 +448,11 @@ pub(crate) fn read(arena: &Arena<'_>) -> Result<Layout, FormatError> {
 /// When the arena was formatted (wall-clock seconds).
 pub(crate) fn created(arena: &Arena<'_>) -> i64 {
     arena.get(HEADER).map_or(0, |h| h.created.get() as i64)
+}
+
+/// The header word that elects the next sweep for dead processes.
+pub(crate) fn sweep_after<'m>(arena: &Arena<'m>) -> Option<&'m Word> {
+    arena.get(HEADER).ok().map(|h| &h.sweep_after)
 }
 
 #[cfg(test)]

@@ -174,6 +174,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             // After execve: the old image's mappings are gone.
             ns.settle_attachments(slot, Some(process.pid));
         }
+        ns.sweep_now_and_then();
         Ok(ns)
     }
 

@@ -21,6 +21,10 @@ use crate::lock::Txn;
 use crate::registry::{ForkSlot, ProcSlot, Tag};
 use crate::Namespace;
 
+/// The least time between two sweeps for dead processes
+/// ([`Namespace::sweep_now_and_then`]).
+pub(crate) const SWEEP_INTERVAL_MS: u32 = 250;
+
 /// Which registered processes [`Namespace::reap_dead`] asks about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Reap {
@@ -41,6 +45,8 @@ impl<'m, H: Host> Namespace<'m, H> {
             return Ok(None);
         }
         let (me, _) = self.identity()?;
+        // A process that forks makes processes that may die without leaving.
+        self.sweep_now_and_then();
         let parent = self.registry.slot_of(me).ok_or(Errno::CORRUPT)?;
         if parent.attach_head.get() == 0 {
             return Ok(None);
@@ -158,6 +164,32 @@ impl<'m, H: Host> Namespace<'m, H> {
             }
         }
         reaped
+    }
+
+    /// Reaps every registered process that died without leaving, at most
+    /// once per [`SWEEP_INTERVAL_MS`] for the whole arena: the process that
+    /// moves the arena's sweep time forward does it. Run when a program
+    /// opens the arena and before a process forks, so that processes that
+    /// died holding nothing (found no other way but `usysv gc`) do not keep
+    /// their registry slots for long. Never inside a critical section.
+    pub(crate) fn sweep_now_and_then(&self) {
+        let Some(word) = crate::format::sweep_after(&self.arena) else {
+            return;
+        };
+        let now = (self.host.now().0 / 1_000_000) as u32;
+        let after = word.atomic().load(Ordering::Relaxed);
+        // Wrapping: `now` is before `after` when their difference is negative.
+        if (now.wrapping_sub(after) as i32) < 0 {
+            return;
+        }
+        let next = now.wrapping_add(SWEEP_INTERVAL_MS);
+        if word
+            .atomic()
+            .compare_exchange(after, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.reap_dead(Reap::All);
+        }
     }
 
     /// `usysv gc`: reaps every registered process that died without leaving

@@ -244,6 +244,19 @@ fn a_full_registry_refuses_another_process_until_one_leaves() {
 }
 
 #[test]
+fn a_process_that_died_holding_nothing_is_reaped_when_another_opens_the_arena() {
+    let (mem, host, ns) = fresh_namespace();
+    die_inside(&host, 2, mem, |_, host| park_dead(host));
+    assert_eq!(ns.processes(), 2, "nothing else notices a death");
+    // Opening the arena sweeps, at most once per interval for everyone.
+    eventually("the dead process reaped", || {
+        spawn_process(&host, 3, mem, |_| ()).join().unwrap();
+        ns.processes() == 1
+    });
+    assert_clean(&ns);
+}
+
+#[test]
 fn bad_memory_is_refused_with_the_reason() {
     let limits = small_limits();
     let host = TestHost::family();

@@ -146,13 +146,14 @@ fn processes_killed_at_random_points_leave_a_consistent_arena() {
     }
     assert_eq!(ns.in_use(Kind::Sem), 0);
     assert_eq!(ns.in_use(Kind::Msg), 0);
-    let (corrupt, stale, problems) = counts(&file, &ns);
+    // The killed churners' registrations are swept as others open the
+    // arena (at most once per interval): those left are all dead ones.
+    let (corrupt, _, problems) = counts(&file, &ns);
     assert_eq!(corrupt, 0, "{problems:?}");
     assert!(
         problems.iter().all(|p| p.contains("dead")),
         "only dead processes' leftovers: {problems:?}"
     );
-    assert!(stale >= 200, "{stale}");
     assert!(recovered > 0, "no kill landed inside a critical section");
     eprintln!("{recovered} locks recovered from processes killed inside critical sections");
 }
