@@ -371,6 +371,21 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
     }
 
+    /// Whether the allocated block at `block` is held: by the object it
+    /// names as its owner (a set's semaphores, a queue's ring, a segment's
+    /// bytes or attachment records). Blocks that processes own while they
+    /// wait or hold adjustments are freed by those processes or by reaping.
+    fn block_is_held(&self, block: u32, kind: u32) -> bool {
+        let Ok(id) = self.arena.get(Off::<Word>::new(block + 4)) else {
+            return false;
+        };
+        let (id, payload) = (id.get(), block + BLOCK_HEADER);
+        self.sem_holds_block(kind, id, payload)
+            .or_else(|| self.msg_holds_block(kind, id, payload))
+            .or_else(|| self.shm_holds_block(kind, id, payload))
+            .unwrap_or(true)
+    }
+
     fn check_heap(&self, checker: &mut Checker<'_>) {
         let area = Area::Heap;
         let Ok(lock) = self.heap_lock() else {
@@ -392,6 +407,13 @@ impl<'m, H: Host> Namespace<'m, H> {
                 Ok(info) => {
                     if info.allocated {
                         allocated += u64::from(info.size);
+                        if !self.block_is_held(at, info.owner_kind) {
+                            checker.corrupt(
+                                area,
+                                Some(at),
+                                "block leaked: the object it was allocated for no longer holds it",
+                            );
+                        }
                     } else {
                         free_blocks[info.class] += 1;
                     }

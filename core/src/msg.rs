@@ -1143,6 +1143,15 @@ impl<'m, H: Host> Namespace<'m, H> {
         Ok(receiver)
     }
 
+    /// For the check: whether a block that names a queue as its owner is
+    /// that queue's ring (`None` for blocks of other owners).
+    pub(crate) fn msg_holds_block(&self, kind: u32, id: u32, payload: u32) -> Option<bool> {
+        (kind == OWNER_RING).then(|| {
+            self.peek_object(Kind::Msg, id as i32)
+                .is_some_and(|object| self.queue_view(&object).queue.ring.get() == payload)
+        })
+    }
+
     /// Takes the receiver records of the dead process in registry slot
     /// `index` out of their queues and frees them, so that no sender hands
     /// a message to it. Run by the reaper that claimed the slot.

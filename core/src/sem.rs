@@ -468,6 +468,15 @@ impl<H: Host> Drop for SetTxn<'_, '_, H> {
 }
 
 impl<'m, H: Host> Namespace<'m, H> {
+    /// For the check: whether a block that names a set as its owner is that
+    /// set's array of semaphores (`None` for blocks of other owners).
+    pub(crate) fn sem_holds_block(&self, kind: u32, id: u32, payload: u32) -> Option<bool> {
+        (kind == OWNER_SET).then(|| {
+            self.peek_object(Kind::Sem, id as i32)
+                .is_some_and(|object| object.ext_as::<SemSet>().sems.get() == payload)
+        })
+    }
+
     fn set_view(&self, object: &Object<'m>) -> Result<SetView<'m>> {
         let set = object.ext_as::<SemSet>();
         let nsems = set.nsems.get();

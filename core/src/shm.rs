@@ -213,6 +213,21 @@ impl<'m, H: Host> Namespace<'m, H> {
         object.ext_as::<Segment>()
     }
 
+    /// For the check: whether a block that names a segment as its owner is
+    /// still its bytes, or an attachment record of a segment that is still
+    /// there (`None` for blocks of other owners).
+    pub(crate) fn shm_holds_block(&self, kind: u32, id: u32, payload: u32) -> Option<bool> {
+        (kind == OWNER_SHM).then(|| {
+            let object = self.peek_object(Kind::Shm, (id & !BYTES_OWNER_BIT) as i32);
+            match object {
+                Some(object) if id & BYTES_OWNER_BIT != 0 => {
+                    Self::segment(&object).bytes.get() == payload
+                }
+                object => object.is_some(),
+            }
+        })
+    }
+
     /// `shmget`: the segment `key` names, or a new one of `size` bytes.
     /// `make(id, size, perm)` makes a new segment's bytes, or asks for them
     /// to be carved from the arena (and fails the call if it cannot), before

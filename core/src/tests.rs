@@ -504,6 +504,51 @@ fn key_lookup_with_32000_objects() {
 }
 
 #[test]
+fn check_reports_a_block_that_its_object_no_longer_holds() {
+    let (_, _, ns) = fresh_namespace();
+    let leaks = |ns: &Namespace<'_, TestHost>| {
+        let mut found = Vec::new();
+        ns.check(&|_, _| true, &mut |p| {
+            if p.what.contains("leaked") {
+                found.push(p.at);
+            }
+        });
+        found
+    };
+    let queue = ns.msgget(IPC_PRIVATE, 0o600, &USER).unwrap();
+    ns.msgsnd(queue, 1, b"in the ring", 0, &USER).unwrap();
+    let set = ns.semget(IPC_PRIVATE, 40, 0o600, &USER).unwrap();
+    assert_eq!(
+        leaks(&ns),
+        [],
+        "a queue's ring and a large set's array are held"
+    );
+    // What a process that died between a commit and the free after it
+    // leaves: a ring the queue no longer points at, and the array of a
+    // removed set.
+    let ring = BlockOwner {
+        kind: 2,
+        id: queue as u32,
+    };
+    let old_ring = ns.heap_alloc(1024, ring).unwrap();
+    let array = BlockOwner {
+        kind: 1,
+        id: set as u32,
+    };
+    let removed_array = ns.heap_alloc(40 * 8, array).unwrap();
+    ns.sem_remove(set, &USER).unwrap();
+    let header = crate::heap::BLOCK_HEADER;
+    assert_eq!(
+        leaks(&ns),
+        [Some(old_ring - header), Some(removed_array - header)]
+    );
+    ns.heap_free(old_ring, ring).unwrap();
+    ns.heap_free(removed_array, array).unwrap();
+    assert_eq!(leaks(&ns), []);
+    assert_clean(&ns);
+}
+
+#[test]
 fn heap_allocates_reuses_and_runs_out_cleanly() {
     let limits = Limits {
         heap_bytes: 64 * 1024,
@@ -511,7 +556,7 @@ fn heap_allocates_reuses_and_runs_out_cleanly() {
     };
     let mem = memory(&limits);
     let ns = Namespace::create(&mem, &limits, TestHost::family()).unwrap();
-    let owner = BlockOwner { kind: 1, id: 5 };
+    let owner = BlockOwner { kind: 6, id: 5 };
     let a = ns.heap_alloc(100, owner).unwrap();
     let b = ns.heap_alloc(100, owner).unwrap();
     assert_ne!(a, b);
@@ -519,7 +564,7 @@ fn heap_allocates_reuses_and_runs_out_cleanly() {
     let word = |off: u32| &mem[(off / 4) as usize];
     word(a).store(0xdead, Ordering::Relaxed);
     assert_eq!(
-        ns.heap_free(a, BlockOwner { kind: 1, id: 6 }).err(),
+        ns.heap_free(a, BlockOwner { kind: 6, id: 6 }).err(),
         Some(Errno::CORRUPT)
     );
     ns.heap_free(a, owner).unwrap();
@@ -645,7 +690,7 @@ fn a_lock_whose_holder_died_is_recovered_and_rolled_back() {
 
     // Dies inside the heap lock, having moved the bump pointer.
     let used = ns.heap_used();
-    let first = ns.heap_alloc(8, BlockOwner { kind: 1, id: 1 }).unwrap();
+    let first = ns.heap_alloc(8, BlockOwner { kind: 6, id: 1 }).unwrap();
     die_inside(&host, 5, mem, |ns, host| {
         let mut txn = crate::lock::Txn::begin(ns, ns.heap_lock().unwrap()).unwrap();
         let heap = ns
@@ -656,7 +701,7 @@ fn a_lock_whose_holder_died_is_recovered_and_rolled_back() {
         txn.set(bump, bump.get() + 4096).unwrap();
         park_dead(host);
     });
-    let second = ns.heap_alloc(8, BlockOwner { kind: 1, id: 1 }).unwrap();
+    let second = ns.heap_alloc(8, BlockOwner { kind: 6, id: 1 }).unwrap();
     assert_eq!(second, first + 16, "the dead holder's bump was rolled back");
     assert_eq!(ns.heap_used(), used + 32);
     assert_clean(&ns);
@@ -683,7 +728,7 @@ fn savepoints_checkpoints_and_an_overflow_journal_survive_a_death() {
         .heap_alloc(
             96 * 4,
             BlockOwner {
-                kind: 2,
+                kind: 6,
                 id: id as u32,
             },
         )
@@ -707,7 +752,7 @@ fn savepoints_checkpoints_and_an_overflow_journal_survive_a_death() {
         .heap_alloc(
             64 * 8,
             BlockOwner {
-                kind: 2,
+                kind: 6,
                 id: id as u32,
             },
         )
