@@ -90,7 +90,6 @@ pub struct Header {
     /// monotonic clock in milliseconds, wrapping (see
     /// `Namespace::sweep_now_and_then`).
     sweep_after: Word,
-    _reserved: Word,
 }
 
 // SAFETY: `repr(C)`, words, word arrays and records of words only, no padding.
