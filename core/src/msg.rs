@@ -722,12 +722,12 @@ impl<'m, H: Host> Namespace<'m, H> {
     /// fit in the free run (up to the head as senders last saw it, short of
     /// filling the ring).
     fn room_at_tail(&self, queue: &Queue, size: u32) -> Option<(u32, u32)> {
-        if queue.send_ring.get() == 0 {
-            return None;
-        }
-        let (capacity, tail) = (queue.send_capacity.get(), queue.tail.get());
-        let head = queue.seen_head.get();
-        if tail >= capacity || head >= capacity {
+        let (ring, capacity) = (queue.send_ring.get(), queue.send_capacity.get());
+        let (tail, head) = (queue.tail.get(), queue.seen_head.get());
+        // Read from the arena: a ring outside the heap is one to replace.
+        let in_heap = ring >= self.layout.heap_start
+            && u64::from(ring) + u64::from(capacity) <= u64::from(self.layout.heap_end);
+        if !in_heap || tail >= capacity || head >= capacity {
             return None;
         }
         let used = if tail >= head {
