@@ -183,7 +183,12 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         self.check_heap(&mut checker);
         for (slot, process) in self.registry.live_slots() {
-            if self.host.liveness(process) == crate::host::Liveness::Dead {
+            // A dead process's checkpointed undo list, kept on purpose.
+            let kept = self
+                .registry
+                .slot_at(slot)
+                .is_ok_and(|at| self.registry.is_kept(at));
+            if !kept && self.host.liveness(process) == crate::host::Liveness::Dead {
                 checker.problem(
                     Area::Registry,
                     Some(slot),

@@ -96,6 +96,14 @@ pub trait Host: Waiter {
     /// Whether `process` still runs.
     fn liveness(&self, process: ProcessId) -> Liveness;
 
+    /// Whether the calling process may control `process` as a debugger
+    /// could (Linux: the same user, as `ptrace` requires), which lets it
+    /// hold that process's undo list for a restart. None may by default.
+    fn may_control(&self, process: ProcessId) -> bool {
+        let _ = process;
+        false
+    }
+
     /// A shared memory segment went (removed, and its last attachment
     /// ended): the host releases the bytes it placed for it (on Linux, its
     /// file), which it named `token` ([`crate::shm::Placement::Host`]).

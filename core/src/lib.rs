@@ -25,6 +25,7 @@
 
 pub mod arena;
 mod check;
+pub mod checkpoint;
 pub mod errno;
 pub mod format;
 mod handoff;

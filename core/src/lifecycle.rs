@@ -153,15 +153,27 @@ impl<'m, H: Host> Namespace<'m, H> {
             let suspect = self.registry.is_ordinary(slot)
                 && (scope == Reap::All || slot.attach_head.get() != 0 || slot.undo_head.get() != 0);
             let dead = abandoned || (suspect && self.host.liveness(process) == Liveness::Dead);
-            if dead && self.registry.claim_dead(&self.host, slot, me) {
-                // Its waits go first, so that no waiter its undo wakes is its own.
-                self.remove_dead_waiters(index);
-                self.remove_dead_receivers(index);
-                self.settle_attachments(slot, Some(process.pid));
+            if !dead {
+                continue;
+            }
+            let Some(previous) = self.registry.claim_dead(&self.host, slot, me) else {
+                continue;
+            };
+            if let Some(previous) = previous {
+                self.recover_lock_of(previous);
+            }
+            // Its waits go first, so that no waiter its undo wakes is its own.
+            self.remove_dead_waiters(index);
+            self.remove_dead_receivers(index);
+            self.settle_attachments(slot, Some(process.pid));
+            if self.registry.is_held(slot) && slot.undo_head.get() != 0 {
+                // Checkpointed: the undo list waits for the restarted process.
+                self.registry.keep(slot);
+            } else {
                 self.settle_undo(slot, process.pid);
                 self.registry.free(slot);
-                reaped += 1;
             }
+            reaped += 1;
         }
         reaped
     }
@@ -189,6 +201,18 @@ impl<'m, H: Host> Namespace<'m, H> {
             .is_ok()
         {
             self.reap_dead(Reap::All);
+        }
+    }
+
+    /// Takes and releases the registry lock of the dead process `tag`
+    /// names (if its slot is still that process's), which rolls back what it
+    /// left unfinished under it: a reaper or importer that died part-way
+    /// through handing a list over.
+    fn recover_lock_of(&self, tag: Tag) {
+        if let Some(slot) = self.registry.slot_of(tag) {
+            if let Ok(txn) = Txn::begin(self, &slot.lock) {
+                txn.commit();
+            }
         }
     }
 

@@ -70,6 +70,12 @@ pub struct ProcSlot {
     forking: Word,
     /// For a pending slot, the tag of the parent that reserved it.
     parent: Word,
+    /// 1 when the process's undo list was exported for a restart
+    /// (`crate::checkpoint`): if it dies without leaving, the list is kept for
+    /// the restarted process to import instead of being applied.
+    held: Word,
+    /// Keeps slots a multiple of 8 bytes (128).
+    _pad: Word,
     /// Protects the process's lists (its undo records and attachments).
     pub(crate) lock: LockRecord<8>,
 }
@@ -80,6 +86,9 @@ const FORK_NONE: u32 = 0;
 const FORK_PENDING: u32 = 1;
 /// `forking`: being claimed by the child, or settled after a failed fork.
 const FORK_TAKEN: u32 = 2;
+/// `forking`: the process died holding a checkpointed undo list, which the
+/// slot keeps (with its pid and start time) for an import; nothing else is left.
+const FORK_KEPT: u32 = 3;
 /// `forking`: the process died without leaving and another is reaping it;
 /// the low bits hold the reaper's tag ([`Registry::claim_dead`]).
 const REAPING: u32 = 1 << 31;
@@ -264,6 +273,7 @@ impl<'m> Registry<'m> {
             {
                 continue;
             }
+            slot.held.set(0);
             return Ok((index, slot));
         }
         Err(Errno::ENOSPC)
@@ -319,14 +329,24 @@ impl<'m> Registry<'m> {
     /// what it left and free it, or takes over a claim whose reaper died in
     /// turn (the settling is idempotent). Only one reaper holds a slot at a
     /// time, so no two walk and free the dead process's lists together.
-    pub(crate) fn claim_dead<H: Host>(&self, host: &H, slot: &ProcSlot, reaper: Tag) -> bool {
+    /// `None` when the slot cannot be claimed; else the dead reaper whose
+    /// claim was taken over, if there was one: its own lock may hold an
+    /// unfinished change to the slot's lists, which the new reaper recovers
+    /// before it reads them.
+    pub(crate) fn claim_dead<H: Host>(
+        &self,
+        host: &H,
+        slot: &ProcSlot,
+        reaper: Tag,
+    ) -> Option<Option<Tag>> {
         let forking = slot.forking.atomic();
         let seen = forking.load(Ordering::Acquire);
-        let claimable = seen == FORK_NONE
-            || (seen & REAPING != 0
-                && seen != REAPING | reaper.raw()
-                && self.owner_is_dead(host, Tag::from_raw(seen & !REAPING)));
-        claimable
+        let previous = (seen & REAPING != 0).then(|| Tag::from_raw(seen & !REAPING));
+        let claimable = match previous {
+            None => seen == FORK_NONE,
+            Some(previous) => previous != reaper && self.owner_is_dead(host, previous),
+        };
+        let claimed = claimable
             && forking
                 .compare_exchange(
                     seen,
@@ -334,7 +354,51 @@ impl<'m> Registry<'m> {
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
-                .is_ok()
+                .is_ok();
+        claimed.then_some(previous)
+    }
+
+    /// Marks the slot a checkpointed process died in as kept (its reaper
+    /// has settled everything but the undo list).
+    pub(crate) fn keep(&self, slot: &ProcSlot) {
+        slot.forking.atomic().store(FORK_KEPT, Ordering::Release);
+    }
+
+    /// Whether `slot` keeps a dead process's checkpointed undo list.
+    pub(crate) fn is_kept(&self, slot: &ProcSlot) -> bool {
+        slot.forking.atomic().load(Ordering::Acquire) == FORK_KEPT
+    }
+
+    /// Claims a kept slot for `claimant` to hand its undo list over or
+    /// apply it; [`Registry::keep`] gives it back.
+    pub(crate) fn claim_kept(&self, slot: &ProcSlot, claimant: Tag) -> bool {
+        slot.forking
+            .atomic()
+            .compare_exchange(
+                FORK_KEPT,
+                REAPING | claimant.raw(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Whether the process's undo list is held for a restart.
+    pub(crate) fn is_held(&self, slot: &ProcSlot) -> bool {
+        slot.held.atomic().load(Ordering::Acquire) != 0
+    }
+
+    /// Holds (or stops holding) the process's undo list for a restart.
+    pub(crate) fn hold(&self, slot: &ProcSlot, held: bool) {
+        slot.held.atomic().store(u32::from(held), Ordering::Release);
+    }
+
+    /// The ordinary or kept slot of `process`.
+    pub(crate) fn find(&self, process: ProcessId) -> Option<&'m ProcSlot> {
+        self.live_slots()
+            .filter(|&(_, p)| p == process)
+            .filter_map(|(index, _)| self.slot(index).ok())
+            .find(|slot| self.is_ordinary(slot) || self.is_kept(slot))
     }
 
     /// Whether `slot` is a dead process's, claimed by a reaper.

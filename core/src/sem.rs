@@ -237,6 +237,10 @@ struct Waiter {
 // SAFETY: `repr(C)`, ten words, no padding.
 unsafe impl Record for Waiter {}
 
+/// What [`Namespace::visit_undo`] calls for each record: the set id, and
+/// the adjustments while they count.
+pub(crate) type UndoVisitor<'a> = dyn FnMut(i32, Option<&[Word]>) -> Result<()> + 'a;
+
 /// The head of an undo record; `nsems` adjustments (`i32` as `u32`) follow.
 #[repr(C)]
 struct UndoRecord {
@@ -1610,6 +1614,39 @@ impl<'m, H: Host> Namespace<'m, H> {
         Ok(adjustments)
     }
 
+    /// Visits the records on `slot`'s undo list, each with its set locked:
+    /// the set id and, while they count (the record linked on a live set),
+    /// the adjustments; `None` for a record whose set was removed or reset
+    /// since. For a process that is stopped or dead: a running one may change
+    /// its list under the walk, which then fails.
+    pub(crate) fn visit_undo(
+        &self,
+        slot: &'m crate::registry::ProcSlot,
+        visit: &mut UndoVisitor<'_>,
+    ) -> Result<()> {
+        let bound = self.layout.limits.heap_bytes / UndoRecord::SIZE;
+        let mut at = slot.undo_head.get();
+        for _ in 0..bound {
+            if at == 0 {
+                return Ok(());
+            }
+            let record = self.arena.get(Off::<UndoRecord>::new(at))?;
+            let semid = record.semid.get() as i32;
+            let next = record.proc_next.get();
+            match self.lock_set(semid) {
+                // Held while the adjustments are read; nothing is changed.
+                Ok(_locked) => {
+                    let (record, adjustments) = self.undo_at(at, semid)?;
+                    visit(semid, (record.linked.get() != 0).then_some(adjustments))?;
+                }
+                Err(Errno::EINVAL | Errno::EIDRM) => visit(semid, None)?,
+                Err(err) => return Err(err),
+            }
+            at = next;
+        }
+        Err(Errno::CORRUPT)
+    }
+
     /// Applies the undo records of a process that leaves (Linux `exit_sem`),
     /// one set at a time, stamping `pid`, then frees them. Run by the process
     /// itself, or by the one reaper that claimed its slot after it died.
@@ -1618,7 +1655,13 @@ impl<'m, H: Host> Namespace<'m, H> {
     pub(crate) fn settle_undo(&self, slot: &'m crate::registry::ProcSlot, pid: u32) {
         let bound = self.layout.limits.heap_bytes / UndoRecord::SIZE;
         for _ in 0..bound {
+            // Read under the list's lock, so that a change a dead holder left
+            // unfinished there is rolled back first.
+            let Ok(own) = Txn::begin(self, &slot.lock) else {
+                return;
+            };
             let at = slot.undo_head.get();
+            own.commit();
             if at == 0 {
                 return;
             }
@@ -1632,7 +1675,9 @@ impl<'m, H: Host> Namespace<'m, H> {
             let Ok(mut own) = Txn::begin(self, &slot.lock) else {
                 return;
             };
-            if own.set(&slot.undo_head, record.proc_next.get()).is_err() {
+            if slot.undo_head.get() != at
+                || own.set(&slot.undo_head, record.proc_next.get()).is_err()
+            {
                 return;
             }
             own.commit();

@@ -23,6 +23,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU8};
 use std::time::Duration;
 
+use usysv_core::host::ProcessId;
 use usysv_core::msg::{MsgInfo, MsqidDs};
 use usysv_core::perm::Cred;
 use usysv_core::sem::{SemBuf, SemInfo, SemQuery, SemidDs, Timeout};
@@ -31,6 +32,7 @@ use usysv_core::{Errno, Limits, Namespace, OpenError};
 
 use crate::linux::{lifecycle, segments};
 use crate::linux::{ArenaError, ArenaFile, ArenaProblem, Credentials, LinuxHost, SegmentFiles};
+use crate::UndoList;
 
 /// An open arena: System V IPC for this process.
 pub struct Ipc {
@@ -185,6 +187,39 @@ impl Ipc {
         self.ns.sem_setall(semid, &self.creds.as_cred(), &|index| {
             values[index as usize]
         })
+    }
+
+    /// Reads the `SEM_UNDO` list of the registered process `pid` (running,
+    /// or dead with a kept list); with `hold`, also marks it checkpointed, so
+    /// that if the process dies without leaving the list is kept for
+    /// [`Ipc::undo_import`] instead of being applied (`EPERM` unless the
+    /// process is this one, one of the same user, or the caller has
+    /// `CAP_SYS_ADMIN`). See [`usysv_core::checkpoint`].
+    pub fn undo_export(&self, pid: u32, hold: bool) -> Result<UndoList, Errno> {
+        let mut adjustments = Vec::new();
+        let process = self
+            .ns
+            .undo_export(pid, hold, &self.creds.as_cred(), &mut |a| {
+                adjustments.push(a)
+            })?;
+        Ok(UndoList {
+            process,
+            adjustments,
+        })
+    }
+
+    /// In a restarted process: takes over the list that `list`'s process
+    /// kept when it died, if it holds exactly `list`'s adjustments (those of
+    /// sets removed since aside); this process then applies them when it
+    /// exits. Call it before the first `SEM_UNDO` operation (`EBUSY` after).
+    pub fn undo_import(&self, list: &UndoList) -> Result<(), Errno> {
+        self.ns.undo_import(list.process, &list.adjustments)
+    }
+
+    /// Gives up `process`'s checkpoint: a kept list is applied as its exit
+    /// would have applied it; a running process's list is no longer held.
+    pub fn undo_release(&self, process: ProcessId) -> Result<(), Errno> {
+        self.ns.undo_release(process, &self.creds.as_cred())
     }
 
     /// `msgget(2)`.

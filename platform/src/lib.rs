@@ -11,15 +11,19 @@
 //!   that keep attachment counts and `SEM_UNDO` exact.
 //! - [`Ipc`]: the safe Rust API, one method per System V call, and
 //!   [`Attachment`], a shared memory attachment that detaches when dropped.
+//! - [`UndoList`]: a process's exported `SEM_UNDO` list as text, for
+//!   checkpoint/restart ([`Ipc::undo_export`], [`Ipc::undo_import`]).
 #![deny(missing_docs)]
 
 #[cfg(target_os = "linux")]
 mod ipc;
 #[cfg(target_os = "linux")]
 pub mod linux;
+mod undo;
 
 #[cfg(target_os = "linux")]
 pub use ipc::{Attachment, Ipc};
 #[cfg(target_os = "linux")]
 pub use linux::{default_arena_path, ArenaError, ArenaFile, Credentials, LinuxHost, ARENA_ENV};
+pub use undo::{UndoList, UndoParseError};
 pub use usysv_core;

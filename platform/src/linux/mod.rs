@@ -84,6 +84,10 @@ impl Host for LinuxHost {
         process::liveness(process)
     }
 
+    fn may_control(&self, process: ProcessId) -> bool {
+        process::may_control(process)
+    }
+
     fn segment_gone(&self, shmid: i32, token: u64) {
         if let Some(segments) = &self.segments {
             segments.remove(shmid, token);

@@ -79,6 +79,37 @@ pub(crate) fn liveness(process: ProcessId) -> Liveness {
     }
 }
 
+/// Whether the calling process may control `process` as `ptrace` would
+/// let it: the same process (pid and start time) still running, whose real,
+/// effective and saved user and group ids are all the caller's real ones.
+/// (`CAP_SYS_ADMIN` callers are let through by the core.)
+pub(crate) fn may_control(process: ProcessId) -> bool {
+    let same_process = std::fs::read_to_string(format!("/proc/{}/stat", process.pid))
+        .ok()
+        .and_then(|stat| parse_stat(&stat))
+        .is_some_and(|(ended, start)| !ended && start == process.start);
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", process.pid)) else {
+        return false;
+    };
+    // SAFETY: getuid and getgid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    same_process && ids_all_are(&status, "Uid:", uid) && ids_all_are(&status, "Gid:", gid)
+}
+
+/// Whether the first three ids (real, effective, saved) on the `/proc/PID/status`
+/// line that starts with `label` are all `id`.
+fn ids_all_are(status: &str, label: &str, id: u32) -> bool {
+    let Some(line) = status.lines().find_map(|line| line.strip_prefix(label)) else {
+        return false;
+    };
+    let ids: Vec<Option<u32>> = line
+        .split_ascii_whitespace()
+        .take(3)
+        .map(|field| field.parse().ok())
+        .collect();
+    ids.len() == 3 && ids.iter().all(|&field| field == Some(id))
+}
+
 /// The monotonic clock.
 pub(crate) fn monotonic_now() -> Deadline {
     let mut now = libc::timespec {
@@ -183,6 +214,26 @@ mod tests {
             ..me
         };
         assert_eq!(liveness(impostor), Liveness::Dead);
+    }
+
+    #[test]
+    fn a_process_controls_itself_and_not_an_impostor_or_init() {
+        let me = current();
+        assert!(may_control(me));
+        assert!(!may_control(ProcessId {
+            start: me.start + 1,
+            ..me
+        }));
+        // SAFETY: getuid has no preconditions.
+        if unsafe { libc::getuid() } != 0 {
+            let init = std::fs::read_to_string("/proc/1/stat").unwrap();
+            let start = parse_stat(&init).unwrap().1;
+            assert!(!may_control(ProcessId { pid: 1, start }), "root's init");
+        }
+        let status = "Name:\tx\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t5\t100\n";
+        assert!(ids_all_are(status, "Uid:", 1000));
+        assert!(!ids_all_are(status, "Gid:", 100), "a saved gid differs");
+        assert!(!ids_all_are("Uid:\t1000\n", "Uid:", 1000), "a short line");
     }
 
     #[test]
