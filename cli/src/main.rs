@@ -7,6 +7,7 @@ mod arena;
 mod args;
 mod bench;
 mod run;
+mod undo;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,8 @@ Commands:
   check           verify every invariant of an arena; exit 0 only when clean
   gc              reap the processes that died without leaving the arena
   run             run a program (and its children) with System V IPC served by usysv
+  undo export     print a process's SEM_UNDO adjustments; --hold checkpoints them
+  undo release    give up a checkpoint (apply the adjustments a dead process kept)
   bench           measure usysv beside the kernel's System V IPC
 
 Every command takes --arena PATH; the default is $USYSV_ARENA, else
@@ -80,6 +83,9 @@ fn run(args: Vec<String>) -> Result<(), Failure> {
         ["check", rest @ ..] => arena::check(rest),
         ["gc", rest @ ..] => arena::gc(rest),
         ["run", rest @ ..] => run::run(rest),
+        ["undo", "export", rest @ ..] => undo::export(rest),
+        ["undo", "release", rest @ ..] => undo::release(rest),
+        ["undo", ..] => Err(Failure::usage("`usysv undo` takes export or release")),
         ["bench", rest @ ..] => bench::run(rest),
         [other, ..] => Err(Failure::usage(format!(
             "unknown command `{other}` (see `usysv --help`)"

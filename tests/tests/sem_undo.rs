@@ -1,5 +1,5 @@
 //! SEM_UNDO across real processes: applied at exit, not inherited by a fork
-//! child, kept across exec.
+//! child, kept across exec, and checkpointed and restarted.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,15 +7,21 @@ use std::time::Duration;
 
 use usysv_platform::usysv_core::perm::IPC_PRIVATE;
 use usysv_platform::usysv_core::sem::{SemBuf, SemQuery};
-use usysv_platform::Ipc;
+use usysv_platform::{ArenaFile, Ipc};
 use usysv_tests::{eventually, usysv_command, Helper, TempDir, Watchdog, SMALL_LIMITS};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_usysv-undo-helper");
 
 /// Runs the helper to completion and returns the lines it printed.
 fn helper(command: &str, arena: &Path, semid: i32) -> Vec<String> {
+    helper_with(command, arena, semid, &[])
+}
+
+/// [`helper`] with more arguments.
+fn helper_with(command: &str, arena: &Path, semid: i32, more: &[&Path]) -> Vec<String> {
     let out = Command::new(HELPER)
         .args([command, arena.to_str().unwrap(), &semid.to_string()])
+        .args(more)
         .output()
         .unwrap();
     assert!(
@@ -131,4 +137,150 @@ fn usysv_gc_reaps_a_process_killed_while_it_waited() {
         "{}",
         String::from_utf8_lossy(&check.stdout)
     );
+}
+
+/// `usysv COMMAND ARGS...`: its exit code, standard output and error.
+fn usysv(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(usysv_command()).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_checkpointed_process_restarts_on_a_copy_of_the_arena_and_in_the_same_one() {
+    let _watchdog = Watchdog::new("undo checkpoint and restart", Duration::from_secs(60));
+    let dir = TempDir::new("undo-restart");
+    let (path, ipc, id) = arena(&dir);
+    ipc.semctl_setval(id, 0, 1).unwrap();
+    let arena = path.to_str().unwrap();
+    let list = dir.join("worker.undo");
+    let list_arg = list.to_str().unwrap();
+    let semid = id.to_string();
+
+    // The worker takes 1 with SEM_UNDO, checkpoints its list, and waits for more.
+    let mut worker = Helper::spawn(Path::new(HELPER), &["checkpoint", arena, &semid, list_arg]);
+    assert_eq!(worker.read_line(), "checkpointed");
+    eventually("the worker waits", || {
+        ipc.semctl_query(id, 0, SemQuery::WaitingToDecrease) == Ok(1)
+    });
+    let pid = worker.0.id();
+    let text = std::fs::read_to_string(&list).unwrap();
+    assert_eq!(
+        text.lines().nth(2),
+        Some(format!("set {id} 0:+1").as_str()),
+        "{text}"
+    );
+    let (code, shown, _) = usysv(&[
+        "undo",
+        "export",
+        "--pid",
+        &pid.to_string(),
+        "--arena",
+        arena,
+    ]);
+    assert_eq!(
+        (code, shown.as_str()),
+        (Some(0), text.as_str()),
+        "read by anyone"
+    );
+
+    // Stopped, the arena holds still: copy it, then kill the worker.
+    // SAFETY: signalling our own unreaped child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+    let copy = dir.join("copy");
+    std::fs::copy(&path, &copy).unwrap();
+    worker.sigkill();
+    worker.0.wait().unwrap();
+
+    // Its list is kept, not applied, and the arena is clean.
+    let (code, gc, _) = usysv(&["gc", "--arena", arena]);
+    assert_eq!(
+        (code, gc),
+        (Some(0), format!("{arena}: reaped 1 dead process\n"))
+    );
+    assert_eq!(ipc.semctl_getval(id, 0), Ok(0), "kept for the restart");
+    assert_eq!(ipc.semctl_query(id, 0, SemQuery::WaitingToDecrease), Ok(0));
+    let (code, check, _) = usysv(&["check", "--arena", arena]);
+    assert_eq!(code, Some(0), "{check}");
+
+    // Restarted on the copy by `usysv run`: the program holds the list and
+    // applies it when it exits.
+    let copy_arg = copy.to_str().unwrap();
+    let restart = [
+        "run",
+        "--arena",
+        copy_arg,
+        "--import-undo",
+        list_arg,
+        "--",
+        HELPER,
+        "restarted",
+        copy_arg,
+        &semid,
+    ];
+    let (code, out, err) = usysv(&restart);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "the value at the checkpoint");
+    assert_eq!(
+        lines[3],
+        format!("set {id} 0:+1"),
+        "now the restarted process's: {out}"
+    );
+    let restored = Ipc::with_file(ArenaFile::open(&copy).unwrap()).unwrap();
+    assert_eq!(
+        restored.semctl_getval(id, 0),
+        Ok(1),
+        "applied once, at its exit"
+    );
+    let (code, _, err) = usysv(&restart);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("kept no undo list"), "{err}");
+    assert_eq!(restored.semctl_getval(id, 0), Ok(1), "never twice");
+
+    // Restarted in the original arena through the Rust API.
+    assert_eq!(helper_with("restore", &path, id, &[&list]), ["0"]);
+    assert_eq!(ipc.semctl_getval(id, 0), Ok(1));
+    assert_eq!(helper_with("restore", &path, id, &[&list]), ["ESRCH"]);
+    let (code, check, _) = usysv(&["check", "--arena", arena]);
+    assert_eq!(code, Some(0), "{check}");
+}
+
+#[test]
+fn a_checkpoint_nobody_restarts_is_released() {
+    let _watchdog = Watchdog::new("undo release", Duration::from_secs(60));
+    let dir = TempDir::new("undo-release");
+    let (path, ipc, id) = arena(&dir);
+    ipc.semctl_setval(id, 0, 1).unwrap();
+    let arena = path.to_str().unwrap();
+    let list = dir.join("worker.undo");
+    let list_arg = list.to_str().unwrap();
+    let mut worker = Helper::spawn(
+        Path::new(HELPER),
+        &["checkpoint", arena, &id.to_string(), list_arg],
+    );
+    assert_eq!(worker.read_line(), "checkpointed");
+    worker.sigkill();
+    worker.0.wait().unwrap();
+    let (code, out, err) = usysv(&["undo", "release", list_arg, "--arena", arena]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out,
+        format!("released the checkpoint of process {}\n", worker.0.id())
+    );
+    assert_eq!(ipc.semctl_getval(id, 0), Ok(1), "applied as at its exit");
+    let (code, _, err) = usysv(&["undo", "release", list_arg, "--arena", arena]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("has no checkpoint"), "{err}");
+    let (code, _, err) = usysv(&["undo", "export", "--pid", "1", "--arena", arena]);
+    assert_eq!(
+        (code, err.as_str()),
+        (Some(1), "usysv: no process 1 is registered in the arena\n")
+    );
+    let (code, _, err) = usysv(&["undo", "release", "/nonexistent/list", "--arena", arena]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with("usysv: /nonexistent/list: "), "{err}");
 }

@@ -1,7 +1,7 @@
 //! A process for the SEM_UNDO tests: it operates, forks, execs and exits in
 //! the ways the kernel's undo rules distinguish.
 //!
-//! usage: usysv-undo-helper COMMAND ARENA SEMID
+//! usage: usysv-undo-helper COMMAND ARENA SEMID [FILE]
 //!   exit         +1 with SEM_UNDO on semaphore 0, print the value, exit normally
 //!   fork         +2 with SEM_UNDO; fork; the child adds 1 without and 5 with
 //!                SEM_UNDO through the namespace it inherited, and exits; the
@@ -10,6 +10,12 @@
 //!   exec-child   (after exec) open the arena again, print the value, exit
 //!   hold         -1 with SEM_UNDO, print `holding`, then wait to take
 //!                another 1 (until killed)
+//!   checkpoint   -1 with SEM_UNDO, export its own undo list held into FILE,
+//!                print `checkpointed`, then wait to take another 1
+//!   restore      import the undo list in FILE, print the value, exit
+//!                normally
+//!   restarted    (run by `usysv run --import-undo`) print the value and
+//!                the list this process now holds, exit normally
 //!
 //! Every command gives up after 60 seconds (SIGALRM).
 
@@ -18,7 +24,7 @@ use std::path::Path;
 
 use usysv_platform::usysv_core::sem::{SemBuf, SEM_UNDO};
 use usysv_platform::usysv_core::Limits;
-use usysv_platform::Ipc;
+use usysv_platform::{Ipc, UndoList};
 
 fn add(ipc: &Ipc, semid: i32, delta: i16, flags: i16) {
     let op = SemBuf {
@@ -33,10 +39,15 @@ fn main() {
     // SAFETY: alarm only schedules SIGALRM, whose default action ends the process.
     unsafe { libc::alarm(60) };
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [command, arena, semid] = args.as_slice() else {
-        eprintln!("usage: usysv-undo-helper COMMAND ARENA SEMID");
-        std::process::exit(2);
+    let (command, arena, semid, file) = match args.as_slice() {
+        [command, arena, semid] => (command, arena, semid, None),
+        [command, arena, semid, file] => (command, arena, semid, Some(file)),
+        _ => {
+            eprintln!("usage: usysv-undo-helper COMMAND ARENA SEMID [FILE]");
+            std::process::exit(2);
+        }
     };
+    let file = || file.expect("this command needs a FILE");
     let semid: i32 = semid.parse().expect("SEMID is a number");
     let ipc = Ipc::open(Path::new(arena), &Limits::default(), 0o600).expect("open the arena");
     let value = |ipc: &Ipc| ipc.semctl_getval(semid, 0).expect("GETVAL");
@@ -74,6 +85,28 @@ fn main() {
             add(&ipc, semid, -1, SEM_UNDO);
             println!("holding");
             add(&ipc, semid, -1, 0);
+        }
+        "checkpoint" => {
+            add(&ipc, semid, -1, SEM_UNDO);
+            let list = ipc.undo_export(std::process::id(), true).expect("export");
+            let partial = format!("{}.partial", file());
+            std::fs::write(&partial, list.to_string()).expect("write the list");
+            std::fs::rename(&partial, file()).expect("rename the list");
+            println!("checkpointed");
+            add(&ipc, semid, -1, 0);
+        }
+        "restore" => {
+            let text = std::fs::read_to_string(file()).expect("read the list");
+            let list = UndoList::parse(&text).expect("parse the list");
+            match ipc.undo_import(&list) {
+                Ok(()) => println!("{}", value(&ipc)),
+                Err(errno) => println!("{}", errno.name()),
+            }
+        }
+        "restarted" => {
+            println!("{}", value(&ipc));
+            let list = ipc.undo_export(std::process::id(), false).expect("export");
+            print!("{list}");
         }
         other => {
             eprintln!("usysv-undo-helper: unknown command {other}");
