@@ -2,7 +2,9 @@
  * usysv.h: System V IPC in user space. The twelve calls of <sys/sem.h>,
  * <sys/msg.h> and <sys/shm.h> under the prefix usysv_, with libc's
  * signatures and structures, served from a usysv arena (USYSV_ARENA, or the
- * user's default under /dev/shm). Link with -lusysv (pkg-config usysv).
+ * user's default under /dev/shm), and usysv_undo_export, _import and
+ * _release: checkpoint and restart of a process's SEM_UNDO list. Link with
+ * -lusysv (pkg-config usysv).
  */
 
 #ifndef USYSV_H
@@ -31,6 +33,13 @@ int usysv_semctl(int semid, int semnum, int cmd, ...);
 #ifdef __cplusplus
 }
 #endif
+
+/**
+ * `usysv_undo_export` flag: also hold the list for a restart, so that if
+ * the process dies without exiting its adjustments are kept for
+ * `usysv_undo_import` instead of being applied.
+ */
+#define USYSV_UNDO_HOLD 1
 
 #ifdef __cplusplus
 extern "C" {
@@ -162,6 +171,50 @@ int usysv_shmdt(const void *shmaddr);
  * the command reads or writes.
  */
 int usysv_shmctl(int shmid, int cmd, struct shmid_ds *buf);
+
+/**
+ * Writes the `SEM_UNDO` list of process `pid` (0: the caller), registered
+ * in the arena, as text into `buf` (at most `len` bytes, NUL included, as
+ * `snprintf` does) and returns the text's length, which may exceed
+ * `len - 1`: call again with more room. `flags` is 0 or `USYSV_UNDO_HOLD`.
+ * Errors: `ESRCH` (no such process registered), `EPERM` (holding another
+ * user's list), `EAGAIN` (the process changed its list while it was read:
+ * stop it first), `EINVAL` (unknown flags).
+ *
+ * # Safety
+ *
+ * `buf` is null (with any `len`, to learn the length) or points to `len`
+ * writable bytes.
+ */
+ssize_t usysv_undo_export(pid_t pid, int flags, char *buf, size_t len);
+
+/**
+ * In a restarted process, before its first `SEM_UNDO` operation: takes
+ * over the list (`text`, from `usysv_undo_export` with `USYSV_UNDO_HOLD`)
+ * that its process kept when it died, if the arena holds exactly that list;
+ * the caller then applies it when it exits. Errors: `EFAULT` (null
+ * `text`), `EINVAL` (not an undo list, or the arena holds another list for
+ * that process), `ESRCH` (that process kept no list: never held, imported
+ * or released already), `EBUSY` (it still runs, or the caller already has
+ * an undo list).
+ *
+ * # Safety
+ *
+ * `text` is null or a NUL-terminated string.
+ */
+int usysv_undo_import(const char *text);
+
+/**
+ * Gives up the checkpoint `text` names: a list its process kept when it
+ * died is applied now, as its exit would have; a running process's list is
+ * no longer held. Errors as `usysv_undo_import`, and `EPERM` (another
+ * user's running process).
+ *
+ * # Safety
+ *
+ * `text` is null or a NUL-terminated string.
+ */
+int usysv_undo_release(const char *text);
 
 #ifdef __cplusplus
 }  // extern "C"

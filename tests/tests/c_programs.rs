@@ -430,6 +430,26 @@ fn structs() {
     in_every_mode("structs", check_structs);
 }
 
+#[test]
+fn undo_checkpoint_on_the_c_api() {
+    let _watchdog = Watchdog::new("undo_checkpoint", TEST_LIMIT);
+    let dir = TempDir::new("undo_checkpoint");
+    let output = run(on_the_c_api("undo_checkpoint", &dir.join("api.arena")));
+    assert_lines(
+        &output,
+        &[
+            "the list holds the worker's +1: yes".into(),
+            "after the kill: 0".into(),
+            "garbage: EINVAL".into(),
+            "unknown flags: EINVAL".into(),
+            "the dead worker's list is still readable: yes".into(),
+            "the restarted process finds the semaphore at 0".into(),
+            "importing again: ESRCH".into(),
+            "after the restarted process exited: 1".into(),
+        ],
+    );
+}
+
 /// Exec undoes nothing; the new image's exit applies the old image's
 /// adjustment.
 fn check_undo_exec(output: &str) {

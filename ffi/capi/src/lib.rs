@@ -14,6 +14,10 @@
 //! `EFAULT`; any other invalid pointer is the caller's to avoid, as with any
 //! C library.
 //!
+//! Three more, `usysv_undo_export`, `usysv_undo_import` and
+//! `usysv_undo_release`, checkpoint and restart a process's `SEM_UNDO`
+//! list, which the kernel keeps out of reach.
+//!
 //! The preload library (`usysv-preload`) serves the standard names from
 //! these same functions.
 
@@ -21,6 +25,7 @@ mod msg;
 mod sem;
 mod shm;
 mod trampoline;
+mod undo;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
@@ -34,6 +39,7 @@ pub use sem::{usysv_semctl_args, usysv_semget, usysv_semop, usysv_semtimedop};
 pub use shm::{usysv_shmat, usysv_shmctl, usysv_shmdt, usysv_shmget};
 #[doc(hidden)]
 pub use trampoline::usysv_semctl_variadic;
+pub use undo::{usysv_undo_export, usysv_undo_import, usysv_undo_release, USYSV_UNDO_HOLD};
 
 /// This process's arena, opened by the first call that needs it.
 static IPC: OnceLock<Ipc> = OnceLock::new();
