@@ -6,6 +6,7 @@
 mod arena;
 mod args;
 mod bench;
+mod daemon;
 mod run;
 mod undo;
 
@@ -20,6 +21,7 @@ Commands:
   arena remove    delete an arena file
   check           verify every invariant of an arena; exit 0 only when clean
   gc              reap the processes that died without leaving the arena
+  daemon          reap each registered process the moment it dies (pidfd)
   run             run a program (and its children) with System V IPC served by usysv
   undo export     print a process's SEM_UNDO adjustments; --hold checkpoints them
   undo release    give up a checkpoint (apply the adjustments a dead process kept)
@@ -82,6 +84,7 @@ fn run(args: Vec<String>) -> Result<(), Failure> {
         ["arena", ..] => Err(Failure::usage("`usysv arena` takes info, create or remove")),
         ["check", rest @ ..] => arena::check(rest),
         ["gc", rest @ ..] => arena::gc(rest),
+        ["daemon", rest @ ..] => daemon::run(rest),
         ["run", rest @ ..] => run::run(rest),
         ["undo", "export", rest @ ..] => undo::export(rest),
         ["undo", "release", rest @ ..] => undo::release(rest),

@@ -48,7 +48,7 @@ pub trait Waiter {
 /// The identity of a process: its pid and its start time, so that a pid reused
 /// by a new process is not taken for the old one. Hosts without processes
 /// (WebAssembly workers, microcontroller tasks) number their parties instead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ProcessId {
     /// The process id.
     pub pid: u32,

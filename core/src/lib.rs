@@ -245,6 +245,20 @@ impl<'m, H: Host> Namespace<'m, H> {
     pub fn processes(&self) -> usize {
         self.registry.live_slots().count()
     }
+
+    /// The registered processes that may be running: neither a dead
+    /// process's kept checkpoint nor a slot waiting for a fork child (for a
+    /// watcher such as `usysv daemon`).
+    pub fn running(&self) -> impl Iterator<Item = host::ProcessId> + '_ {
+        self.registry
+            .live_slots()
+            .filter(|&(index, _)| {
+                self.registry
+                    .slot_at(index)
+                    .is_ok_and(|slot| self.registry.is_ordinary(slot))
+            })
+            .map(|(_, process)| process)
+    }
 }
 
 impl<H: Host> Drop for Namespace<'_, H> {

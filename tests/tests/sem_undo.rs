@@ -8,7 +8,7 @@ use std::time::Duration;
 use usysv_platform::usysv_core::perm::IPC_PRIVATE;
 use usysv_platform::usysv_core::sem::{SemBuf, SemQuery};
 use usysv_platform::{ArenaFile, Ipc};
-use usysv_tests::{eventually, usysv_command, Helper, TempDir, Watchdog, SMALL_LIMITS};
+use usysv_tests::{eventually, usysv_command, Helper, TempDir, Watchdog, PATIENCE, SMALL_LIMITS};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_usysv-undo-helper");
 
@@ -283,4 +283,39 @@ fn a_checkpoint_nobody_restarts_is_released() {
     let (code, _, err) = usysv(&["undo", "release", "/nonexistent/list", "--arena", arena]);
     assert_eq!(code, Some(1));
     assert!(err.starts_with("usysv: /nonexistent/list: "), "{err}");
+}
+
+#[test]
+fn usysv_daemon_reaps_a_killed_process_itself() {
+    let _watchdog = Watchdog::new("usysv daemon", Duration::from_secs(60));
+    let dir = TempDir::new("undo-daemon");
+    let (path, ipc, id) = arena(&dir);
+    ipc.semctl_setval(id, 0, 1).unwrap();
+    let arena = path.to_str().unwrap();
+    let mut daemon = Helper::spawn(&usysv_command(), &["daemon", "--arena", arena]);
+    assert_eq!(
+        daemon.read_line(),
+        format!("usysv daemon: watching {arena}")
+    );
+    let mut holder = Helper::spawn(Path::new(HELPER), &["hold", arena, &id.to_string()]);
+    assert_eq!(holder.read_line(), "holding");
+    let registered = ipc.namespace().processes();
+    assert_eq!(registered, 3, "this test, the daemon and the holder");
+    holder.sigkill();
+    holder.0.wait().unwrap();
+    // Nothing here reaps (counting the registry does not): the daemon must.
+    assert_eq!(
+        daemon.line_within(PATIENCE),
+        "usysv daemon: reaped 1 dead process"
+    );
+    assert_eq!(ipc.namespace().processes(), registered - 1);
+    assert_eq!(
+        ipc.semctl_getval(id, 0),
+        Ok(1),
+        "its adjustment was applied"
+    );
+    // SAFETY: signalling our own unreaped child.
+    unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(daemon.finish(), "usysv daemon: stopped");
+    assert_eq!(ipc.namespace().processes(), 1, "the daemon left");
 }
