@@ -301,6 +301,9 @@ impl<'m, H: Host> Namespace<'m, H> {
                     live += 1;
                     if view.seq >= SEQ_MAX {
                         checker.corrupt(area, Some(index), "sequence number out of range");
+                    } else if kind == Kind::Msg {
+                        let id = (view.seq * IPCMNI + index) as i32;
+                        self.check_queue(id, &mut |what| checker.corrupt(area, Some(index), what));
                     }
                 }
                 Some(false) => {}

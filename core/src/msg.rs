@@ -1152,6 +1152,76 @@ impl<'m, H: Host> Namespace<'m, H> {
         })
     }
 
+    /// For the check: the invariants of live queue `msqid` — its ring a
+    /// block of its own, the send side's copies of it current, the records
+    /// from head to tail well formed and as many as the counters say, the
+    /// waiting receivers' list well linked — each broken one reported.
+    pub(crate) fn check_queue(&self, msqid: i32, report: &mut dyn FnMut(&'static str)) {
+        let Some(object) = self.peek_object(Kind::Msg, msqid) else {
+            return;
+        };
+        let queue = self.queue_view(&object).queue;
+        let (ring, capacity) = (queue.ring.get(), queue.capacity.get());
+        if queue.send_ring.get() != ring || queue.send_capacity.get() != capacity {
+            report("the send side's copy of the ring differs from the ring");
+        }
+        if ring != 0 {
+            let holds = ring
+                .checked_sub(crate::heap::BLOCK_HEADER)
+                .and_then(|block| {
+                    let info = crate::heap::block_info(
+                        &self.arena,
+                        &self.layout,
+                        block,
+                        self.layout.heap_end,
+                    )
+                    .ok()?;
+                    let owner = self.arena.get(Off::<Word>::new(block + 4)).ok()?.get();
+                    Some(
+                        info.allocated
+                            && info.owner_kind == OWNER_RING
+                            && owner == msqid as u32
+                            && capacity <= info.size - crate::heap::BLOCK_HEADER,
+                    )
+                });
+            if holds != Some(true) {
+                return report(
+                    "the ring is not a heap block of this queue's as large as its capacity",
+                );
+            }
+        }
+        let (mut count, mut bytes) = (0u32, 0u32);
+        let walked = self.walk(queue, queue.tail.get(), |found| {
+            count = count.wrapping_add(1);
+            bytes = bytes.wrapping_add(found.len);
+            true
+        });
+        if walked.is_err() {
+            report("the ring's records from head to tail are broken");
+        } else if count != queue.sent_count.get().wrapping_sub(queue.recv_count.get())
+            || bytes != queue.sent_bytes.get().wrapping_sub(queue.recv_bytes.get())
+        {
+            report("the message or byte count disagrees with the records in the ring");
+        }
+        let bound = self.layout.limits.heap_bytes / Receiver::SIZE;
+        let (mut at, mut prev) = (queue.receivers_head.get(), 0);
+        for _ in 0..bound {
+            if at == 0 {
+                if queue.receivers_tail.get() != prev {
+                    report("the waiting receivers' list does not end at its tail");
+                }
+                return;
+            }
+            match self.receiver(at, msqid) {
+                Ok(receiver) if receiver.prev.get() == prev => {
+                    (prev, at) = (at, receiver.next.get());
+                }
+                _ => return report("the waiting receivers' list is broken"),
+            }
+        }
+        report("the waiting receivers' list is broken");
+    }
+
     /// Takes the receiver records of the dead process in registry slot
     /// `index` out of their queues and frees them, so that no sender hands
     /// a message to it. Run by the reaper that claimed the slot.
@@ -1475,3 +1545,7 @@ impl<'m, H: Host> Namespace<'m, H> {
 #[cfg(test)]
 #[path = "tests_msg_crash.rs"]
 mod tests_crash;
+
+#[cfg(test)]
+#[path = "tests_msg_check.rs"]
+mod tests_check;
