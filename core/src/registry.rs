@@ -12,7 +12,9 @@
 //! - `pid != 0`: taken. The taker claims the slot with a compare-and-swap of
 //!   `pid` from 0, then writes `start` and `image`, then publishes the new
 //!   `generation` with a release store; tags made from a slot carry that
-//!   generation.
+//!   generation. `forking` then tells an ordinary slot from one waiting for a
+//!   fork child, one a reaper has claimed, and one kept after its process
+//!   died with a checkpointed undo list (see `crate::checkpoint`).
 //!
 //! # One slot per process
 //!
