@@ -6,6 +6,11 @@
 mod arena;
 mod args;
 mod bench;
+mod getopt;
+mod ipcrm;
+mod ipcs;
+mod json;
+mod local;
 mod run;
 
 use std::process::ExitCode;
@@ -19,6 +24,8 @@ Commands:
   arena remove    delete an arena file
   check           verify every invariant of an arena; exit 0 only when clean
   gc              reap the processes that died without leaving the arena
+  ipcs            show the arena's objects, limits or usage, as util-linux's ipcs (or --json)
+  ipcrm           remove objects by id or key, as util-linux's ipcrm
   run             run a program (and its children) with System V IPC served by usysv
   bench           measure usysv beside the kernel's System V IPC
 
@@ -26,6 +33,8 @@ Every command takes --arena PATH; the default is $USYSV_ARENA, else
 /dev/shm/usysv-UID/arena. Run `usysv COMMAND --help` for a command's options.
 
 Examples:
+  usysv ipcs -s
+  usysv ipcrm -s 0
   usysv run -- ipcmk -S 3
   usysv arena info
   usysv arena create --arena /tmp/test.arena --semmni 64 --heap-bytes 1048576
@@ -54,6 +63,11 @@ impl Failure {
             usage: true,
         }
     }
+
+    /// The command failed, and has already said why.
+    pub fn reported() -> Failure {
+        Failure::failed(String::new())
+    }
 }
 
 impl From<usysv_platform::ArenaError> for Failure {
@@ -79,6 +93,8 @@ fn run(args: Vec<String>) -> Result<(), Failure> {
         ["arena", ..] => Err(Failure::usage("`usysv arena` takes info, create or remove")),
         ["check", rest @ ..] => arena::check(rest),
         ["gc", rest @ ..] => arena::gc(rest),
+        ["ipcs", rest @ ..] => ipcs::run(rest),
+        ["ipcrm", rest @ ..] => ipcrm::run(rest),
         ["run", rest @ ..] => run::run(rest),
         ["bench", rest @ ..] => bench::run(rest),
         [other, ..] => Err(Failure::usage(format!(
@@ -98,7 +114,9 @@ fn main() -> ExitCode {
     match args.and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("usysv: {}", failure.message);
+            if !failure.message.is_empty() {
+                eprintln!("usysv: {}", failure.message);
+            }
             ExitCode::from(if failure.usage { 2 } else { 1 })
         }
     }
