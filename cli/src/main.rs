@@ -7,6 +7,7 @@ mod arena;
 mod args;
 mod bench;
 mod getopt;
+mod ipcmk;
 mod ipcrm;
 mod ipcs;
 mod json;
@@ -26,6 +27,7 @@ Commands:
   gc              reap the processes that died without leaving the arena
   ipcs            show the arena's objects, limits or usage, as util-linux's ipcs (or --json)
   ipcrm           remove objects by id or key, as util-linux's ipcrm
+  ipcmk           create a segment, queue or semaphore set, as util-linux's ipcmk
   run             run a program (and its children) with System V IPC served by usysv
   bench           measure usysv beside the kernel's System V IPC
 
@@ -33,6 +35,7 @@ Every command takes --arena PATH; the default is $USYSV_ARENA, else
 /dev/shm/usysv-UID/arena. Run `usysv COMMAND --help` for a command's options.
 
 Examples:
+  usysv ipcmk -S 3
   usysv ipcs -s
   usysv ipcrm -s 0
   usysv run -- ipcmk -S 3
@@ -95,6 +98,7 @@ fn run(args: Vec<String>) -> Result<(), Failure> {
         ["gc", rest @ ..] => arena::gc(rest),
         ["ipcs", rest @ ..] => ipcs::run(rest),
         ["ipcrm", rest @ ..] => ipcrm::run(rest),
+        ["ipcmk", rest @ ..] => ipcmk::run(rest),
         ["run", rest @ ..] => run::run(rest),
         ["bench", rest @ ..] => bench::run(rest),
         [other, ..] => Err(Failure::usage(format!(
