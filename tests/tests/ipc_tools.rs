@@ -14,6 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
@@ -24,6 +25,20 @@ use usysv_tests::kernel::{checked, msgsnd, read_limit, unused_key};
 use usysv_tests::{assert_same, euid_egid, my_pid, usysv_command, TempDir, Watchdog, SMALL_LIMITS};
 
 const LIMIT: Duration = Duration::from_secs(60);
+
+/// Tests that keep a segment attached hold this for writing, the others for
+/// reading: a process forked meanwhile by another test would count as
+/// attached until it execs, and be the segment's last pid, in the kernel as
+/// in usysv.
+static ATTACHED: RwLock<()> = RwLock::new(());
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    ATTACHED.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn not_alone() -> RwLockReadGuard<'static, ()> {
+    ATTACHED.read().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// What a run of a command did.
 #[derive(Debug)]
@@ -294,6 +309,7 @@ impl JsonParser<'_> {
 #[test]
 fn objects_made_by_ipcmk_and_the_api_are_listed_and_removed_by_id_and_key() {
     let _watchdog = Watchdog::new("list and remove", LIMIT);
+    let _alone = alone();
     let dir = TempDir::new("ipc-tools-list");
     let arena = dir.join("arena");
 
@@ -473,6 +489,7 @@ fn objects_made_by_ipcmk_and_the_api_are_listed_and_removed_by_id_and_key() {
 #[test]
 fn ipcrm_reports_each_failure_and_removes_the_rest() {
     let _watchdog = Watchdog::new("ipcrm failures", LIMIT);
+    let _shared = not_alone();
     let dir = TempDir::new("ipc-tools-ipcrm");
     let arena = small_arena(&dir, 0o600);
     let ipc = Ipc::with_file(ArenaFile::open(&arena).unwrap()).unwrap();
@@ -558,6 +575,7 @@ fn ipcrm_reports_each_failure_and_removes_the_rest() {
 #[test]
 fn errors_are_one_line_and_a_nonzero_exit() {
     let _watchdog = Watchdog::new("errors", LIMIT);
+    let _shared = not_alone();
     let dir = TempDir::new("ipc-tools-errors");
     let missing = dir.join("missing");
     let no_arena = format!(
@@ -648,6 +666,7 @@ fn errors_are_one_line_and_a_nonzero_exit() {
 #[test]
 fn every_command_has_help_with_examples() {
     let _watchdog = Watchdog::new("help", LIMIT);
+    let _shared = not_alone();
     let top = run(usysv_cmd(None, &["--help"]));
     assert_eq!(top.code, 0);
     for command in ["ipcs", "ipcrm", "ipcmk"] {
@@ -703,6 +722,7 @@ fn every_command_has_help_with_examples() {
 #[test]
 fn the_arena_comes_from_usysv_arena_unless_named() {
     let _watchdog = Watchdog::new("USYSV_ARENA", LIMIT);
+    let _shared = not_alone();
     let dir = TempDir::new("ipc-tools-env");
     let (env_arena, named) = (small_arena(&dir, 0o600), dir.join("named"));
     drop(ArenaFile::create(&named, &SMALL_LIMITS, 0o600).unwrap());
@@ -736,6 +756,7 @@ fn the_arena_comes_from_usysv_arena_unless_named() {
 #[test]
 fn no_permission_is_one_line_and_a_nonzero_exit() {
     let _watchdog = Watchdog::new("permissions", LIMIT);
+    let _shared = not_alone();
     let dir = TempDir::new("ipc-tools-perm");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let arena = small_arena(&dir, 0o666);
@@ -1124,6 +1145,7 @@ fn kernel_ipcs(args: &[&str]) -> String {
 #[test]
 fn usysv_ipcs_matches_util_linux_ipcs_column_for_column() {
     let _watchdog = Watchdog::new("ipcs against util-linux", LIMIT);
+    let _alone = alone();
     assert!(
         Path::new("/usr/bin/ipcs").exists(),
         "util-linux's ipcs (/usr/bin/ipcs) is needed to compare with"
