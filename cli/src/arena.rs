@@ -7,6 +7,7 @@ use usysv_platform::usysv_core::{Kind, Limits, Severity};
 use usysv_platform::{ArenaError, ArenaFile};
 
 use crate::args::Options;
+use crate::ipcs::{self, Unit};
 use crate::Failure;
 
 const INFO_HELP: &str = "\
@@ -114,26 +115,7 @@ pub fn info(args: &[&str]) -> Result<(), Failure> {
         ns.in_use(Kind::Shm)
     );
     println!();
-    println!("------ Messages Limits --------");
-    println!("max queues system wide = {}", l.msgmni);
-    println!("max size of message (bytes) = {}", l.msgmax);
-    println!("default max size of queue (bytes) = {}", l.msgmnb);
-    println!();
-    println!("------ Shared Memory Limits --------");
-    println!("max number of segments = {}", l.shmmni);
-    println!("max seg size (kbytes) = {}", l.shmmax / 1024);
-    println!(
-        "max total shared memory (kbytes) = {}",
-        l.shmall.saturating_mul(4096) / 1024
-    );
-    println!("min seg size (bytes) = 1");
-    println!();
-    println!("------ Semaphore Limits --------");
-    println!("max number of arrays = {}", l.semmni);
-    println!("max semaphores per array = {}", l.semmsl);
-    println!("max semaphores system wide = {}", l.semmns);
-    println!("max ops per semop call = {}", l.semopm);
-    println!("semaphore max value = {}", l.semvmx);
+    print!("{}", ipcs::limits_text(l, Unit::Default));
     Ok(())
 }
 

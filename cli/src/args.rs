@@ -58,10 +58,16 @@ impl<'a> Options<'a> {
 
     /// The arena path: `--arena`, else the default.
     pub fn arena_path(&self) -> Result<PathBuf, Failure> {
-        match self.value("arena") {
-            Some(path) => Ok(PathBuf::from(path)),
-            None => Ok(usysv_platform::default_arena_path()?),
-        }
+        arena_or_default(self.value("arena"))
+    }
+}
+
+/// The arena path: `path` (from `--arena`), else `$USYSV_ARENA`, else the
+/// user's default.
+pub fn arena_or_default(path: Option<&str>) -> Result<PathBuf, Failure> {
+    match path {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => Ok(usysv_platform::default_arena_path()?),
     }
 }
 

@@ -7,6 +7,12 @@ mod arena;
 mod args;
 mod bench;
 mod daemon;
+mod getopt;
+mod ipcmk;
+mod ipcrm;
+mod ipcs;
+mod json;
+mod local;
 mod run;
 mod undo;
 
@@ -22,6 +28,9 @@ Commands:
   check           verify every invariant of an arena; exit 0 only when clean
   gc              reap the processes that died without leaving the arena
   daemon          reap each registered process the moment it dies (pidfd)
+  ipcs            show the arena's objects, limits or usage, as util-linux's ipcs (or --json)
+  ipcrm           remove objects by id or key, as util-linux's ipcrm
+  ipcmk           create a segment, queue or semaphore set, as util-linux's ipcmk
   run             run a program (and its children) with System V IPC served by usysv
   undo export     print a process's SEM_UNDO adjustments; --hold checkpoints them
   undo release    give up a checkpoint (apply the adjustments a dead process kept)
@@ -31,6 +40,9 @@ Every command takes --arena PATH; the default is $USYSV_ARENA, else
 /dev/shm/usysv-UID/arena. Run `usysv COMMAND --help` for a command's options.
 
 Examples:
+  usysv ipcmk -S 3
+  usysv ipcs -s
+  usysv ipcrm -s 0
   usysv run -- ipcmk -S 3
   usysv arena info
   usysv arena create --arena /tmp/test.arena --semmni 64 --heap-bytes 1048576
@@ -59,6 +71,11 @@ impl Failure {
             usage: true,
         }
     }
+
+    /// The command failed, and has already said why.
+    pub fn reported() -> Failure {
+        Failure::failed(String::new())
+    }
 }
 
 impl From<usysv_platform::ArenaError> for Failure {
@@ -85,6 +102,9 @@ fn run(args: Vec<String>) -> Result<(), Failure> {
         ["check", rest @ ..] => arena::check(rest),
         ["gc", rest @ ..] => arena::gc(rest),
         ["daemon", rest @ ..] => daemon::run(rest),
+        ["ipcs", rest @ ..] => ipcs::run(rest),
+        ["ipcrm", rest @ ..] => ipcrm::run(rest),
+        ["ipcmk", rest @ ..] => ipcmk::run(rest),
         ["run", rest @ ..] => run::run(rest),
         ["undo", "export", rest @ ..] => undo::export(rest),
         ["undo", "release", rest @ ..] => undo::release(rest),
@@ -107,7 +127,9 @@ fn main() -> ExitCode {
     match args.and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("usysv: {}", failure.message);
+            if !failure.message.is_empty() {
+                eprintln!("usysv: {}", failure.message);
+            }
             ExitCode::from(if failure.usage { 2 } else { 1 })
         }
     }
