@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use usysv_platform::usysv_core::{Errno, Limits};
 use usysv_platform::Ipc;
-use usysv_tests::{TempDir, Watchdog};
-
-const USYSV: &str = env!("CARGO_BIN_EXE_usysv");
+use usysv_tests::{install_usysv, TempDir, Watchdog};
 
 /// A program written for the kernel's <sys/sem.h>: `counter KEY` creates
 /// the set of KEY with value 7, then execs `counter KEY child`, which adds
@@ -72,23 +70,6 @@ fn compile_file(dir: &TempDir, name: &str, src: &Path) -> PathBuf {
     out
 }
 
-/// A directory holding a copy of `usysv` and, unless `with_library` is
-/// false, `libusysv_preload.so` beside it, as `cargo build` leaves them.
-fn install(dir: &TempDir, with_library: bool) -> PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy(USYSV, bin.join("usysv")).unwrap();
-    if with_library {
-        // `cargo test` builds the library as a dependency of the tests, in
-        // the directory of the test binaries.
-        let exe = std::env::current_exe().unwrap();
-        let lib = exe.with_file_name("libusysv_preload.so");
-        std::fs::copy(&lib, bin.join("libusysv_preload.so"))
-            .unwrap_or_else(|err| panic!("{}: {err}", lib.display()));
-    }
-    bin.join("usysv")
-}
-
 fn output(command: &mut Command) -> (i32, String, String) {
     let Output {
         status,
@@ -111,7 +92,7 @@ fn unique_key() -> i32 {
 fn an_unmodified_program_and_the_program_it_execs_run_on_usysv_without_the_kernel() {
     let _watchdog = Watchdog::new("usysv run", Duration::from_secs(60));
     let dir = TempDir::new("cli-run");
-    let usysv = install(&dir, true);
+    let usysv = install_usysv(&dir, true);
     let counter = compile(&dir, "counter", COUNTER);
     let no_sysv = compile_file(
         &dir,
@@ -158,7 +139,7 @@ fn usysv_run_explains_what_is_missing_in_one_line() {
     let dir = TempDir::new("cli-run-errors");
     let arena = dir.join("arena");
 
-    let usysv = install(&dir, true);
+    let usysv = install_usysv(&dir, true);
     let (code, stdout, stderr) = output(Command::new(&usysv).arg("run"));
     assert_eq!((code, stdout.as_str()), (2, ""));
     assert_eq!(
@@ -184,7 +165,7 @@ fn usysv_run_explains_what_is_missing_in_one_line() {
     assert!(stdout.contains("usage: usysv run"), "{stdout}");
 
     let bare = TempDir::new("cli-run-no-library");
-    let usysv = install(&bare, false);
+    let usysv = install_usysv(&bare, false);
     let (code, _, stderr) = output(
         Command::new(&usysv)
             .args(["run", "--arena"])

@@ -215,6 +215,23 @@ pub fn usysv_command() -> PathBuf {
     path
 }
 
+/// A directory in `dir` holding a copy of `usysv` and, with `with_library`,
+/// `libusysv_preload.so` beside it, as `cargo build` leaves them; returns
+/// the copy's path. (`cargo test` builds the library as a dependency of the
+/// tests, in the directory of the test binaries, not beside `usysv`.)
+pub fn install_usysv(dir: &TempDir, with_library: bool) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(usysv_command(), bin.join("usysv")).unwrap();
+    if with_library {
+        let exe = std::env::current_exe().unwrap();
+        let lib = exe.with_file_name("libusysv_preload.so");
+        std::fs::copy(&lib, bin.join("libusysv_preload.so"))
+            .unwrap_or_else(|err| panic!("{}: {err}", lib.display()));
+    }
+    bin.join("usysv")
+}
+
 /// How long a multi-process test waits for anything that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(5);
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 use usysv_platform::usysv_core::perm::IPC_PRIVATE;
 use usysv_platform::usysv_core::sem::{SemBuf, SemQuery};
 use usysv_platform::{ArenaFile, Ipc};
-use usysv_tests::{eventually, usysv_command, Helper, TempDir, Watchdog, PATIENCE, SMALL_LIMITS};
+use usysv_tests::{
+    eventually, install_usysv, usysv_command, Helper, TempDir, Watchdog, PATIENCE, SMALL_LIMITS,
+};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_usysv-undo-helper");
 
@@ -221,7 +223,17 @@ fn a_checkpointed_process_restarts_on_a_copy_of_the_arena_and_in_the_same_one() 
         copy_arg,
         &semid,
     ];
-    let (code, out, err) = usysv(&restart);
+    // `usysv run` needs the preload library beside it.
+    let installed = install_usysv(&dir, true);
+    let run = |args: &[&str]| {
+        let out = Command::new(&installed).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, out, err) = run(&restart);
     assert_eq!(code, Some(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "0", "the value at the checkpoint");
@@ -236,7 +248,7 @@ fn a_checkpointed_process_restarts_on_a_copy_of_the_arena_and_in_the_same_one() 
         Ok(1),
         "applied once, at its exit"
     );
-    let (code, _, err) = usysv(&restart);
+    let (code, _, err) = run(&restart);
     assert_eq!(code, Some(1));
     assert!(err.contains("kept no undo list"), "{err}");
     assert_eq!(restored.semctl_getval(id, 0), Ok(1), "never twice");
