@@ -6,7 +6,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use usysv_platform::usysv_core::host::{Host, Liveness, ProcessId};
-use usysv_platform::{ArenaFile, Ipc};
 
 use crate::args::Options;
 use crate::Failure;
@@ -47,7 +46,7 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
         .filter(|&ms| ms > 0)
         .ok_or_else(|| Failure::usage(format!("--rescan-ms {rescan}: 1 to 2147483647")))?;
     let path = opts.arena_path()?;
-    let ipc = Ipc::with_file(ArenaFile::open(&path)?)?;
+    let ipc = crate::ipcs::open_arena(&path)?;
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: `stop` only stores to an atomic, which is async-signal-safe;
         // no SA_RESTART, so poll returns EINTR and the loop sees the flag.

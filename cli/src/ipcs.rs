@@ -405,11 +405,7 @@ impl Listing<'_> {
                     out += &format!("{id:<8} {owner}  {:5}     {:5}\n", ds.lspid, ds.lrpid)
                 }
                 _ => {
-                    out += &format!(
-                        "0x{:08x} {id:<10} {owner} {:<10o} ",
-                        ds.perm.key as u32,
-                        ds.perm.mode & 0o777
-                    );
+                    out += &key_columns(id, &owner, &ds.perm);
                     out += &match unit {
                         Unit::Human => format!("{:>6}      ", human_size(ds.cbytes)),
                         _ => format!("{:<12}", ds.cbytes),
@@ -476,11 +472,7 @@ impl Listing<'_> {
                     out += &format!("{id:<10} {owner} {:<10} {:<10}\n", ds.cpid, ds.lpid)
                 }
                 _ => {
-                    out += &format!(
-                        "0x{:08x} {id:<10} {owner} {:<10o} ",
-                        ds.perm.key as u32,
-                        ds.perm.mode & 0o777
-                    );
+                    out += &key_columns(id, &owner, &ds.perm);
                     out += &match unit {
                         Unit::Human => format!("{:>6}    ", human_size(ds.segsz)),
                         _ => format!("{:<10}", ds.segsz),
@@ -545,12 +537,8 @@ impl Listing<'_> {
                     )
                 }
                 _ => {
-                    out += &format!(
-                        "0x{:08x} {id:<10} {owner} {:<10o} {:<10}\n",
-                        ds.perm.key as u32,
-                        ds.perm.mode & 0o777,
-                        ds.nsems
-                    )
+                    out += &key_columns(id, &owner, &ds.perm);
+                    out += &format!("{:<10}\n", ds.nsems);
                 }
             }
         }
@@ -828,6 +816,16 @@ fn set_json(id: i32, ds: &SemidDs, sems: Option<&str>) -> String {
 fn columns(names: &[&str]) -> String {
     let padded: Vec<String> = names.iter().map(|name| format!("{name:<10}")).collect();
     padded.join(" ") + "\n"
+}
+
+/// The first four columns of the default listing, each kind's: key, id,
+/// owner (already padded) and permissions, and the space after them.
+fn key_columns(id: i32, owner: &str, perm: &IpcPerm) -> String {
+    format!(
+        "0x{:08x} {id:<10} {owner} {:<10o} ",
+        perm.key as u32,
+        perm.mode & 0o777
+    )
 }
 
 /// `ctime` from the month on (util-linux prints the first 16 characters

@@ -2,7 +2,7 @@
 //! checkpoint/restart (the import is `usysv run --import-undo`).
 
 use usysv_platform::usysv_core::Errno;
-use usysv_platform::{ArenaFile, Ipc, UndoList};
+use usysv_platform::{Ipc, UndoList};
 
 use crate::args::Options;
 use crate::Failure;
@@ -94,6 +94,5 @@ pub fn read_list(file: &str) -> Result<UndoList, Failure> {
 }
 
 fn open(opts: &Options<'_>) -> Result<Ipc, Failure> {
-    let path = opts.arena_path()?;
-    Ok(Ipc::with_file(ArenaFile::open(&path)?)?)
+    crate::ipcs::open_arena(&opts.arena_path()?)
 }

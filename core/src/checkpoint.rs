@@ -87,13 +87,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         let (process, slot) = found.ok_or(Errno::ESRCH)?;
         if hold && !self.registry.is_kept(slot) {
-            let own = self
-                .registry
-                .slot_of(me)
-                .is_some_and(|mine| core::ptr::eq(mine, slot));
-            if !own && !cred.sys_admin && !self.host.may_control(process) {
-                return Err(Errno::EPERM);
-            }
+            self.may_hold(me, slot, process, cred)?;
             self.registry.hold(slot, true);
         }
         let read = self.visit_undo(slot, &mut |semid, adjustments| {
@@ -172,15 +166,30 @@ impl<'m, H: Host> Namespace<'m, H> {
         if !self.registry.is_held(slot) {
             return Err(Errno::ESRCH);
         }
+        self.may_hold(me, slot, process, cred)?;
+        self.registry.hold(slot, false);
+        Ok(())
+    }
+
+    /// `EPERM` unless the caller (`me`) may hold or stop holding the list
+    /// of the running `process` in `slot`: it is that process, has
+    /// `CAP_SYS_ADMIN`, or is one the host lets control it.
+    fn may_hold(
+        &self,
+        me: crate::registry::Tag,
+        slot: &ProcSlot,
+        process: ProcessId,
+        cred: &Cred<'_>,
+    ) -> Result<()> {
         let own = self
             .registry
             .slot_of(me)
             .is_some_and(|mine| core::ptr::eq(mine, slot));
-        if !own && !cred.sys_admin && !self.host.may_control(process) {
-            return Err(Errno::EPERM);
+        if own || cred.sys_admin || self.host.may_control(process) {
+            Ok(())
+        } else {
+            Err(Errno::EPERM)
         }
-        self.registry.hold(slot, false);
-        Ok(())
     }
 
     /// The slot in which `process` kept its list; a held process found dead
