@@ -23,9 +23,15 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
+// Only the conformance driver over threads needs std.
+#[cfg(all(feature = "conformance-threads", not(test)))]
+extern crate std;
+
 pub mod arena;
 mod check;
 pub mod checkpoint;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod errno;
 pub mod format;
 mod handoff;
