@@ -340,7 +340,7 @@ impl Search {
     fn new(msgtyp: i64, flags: i32) -> Search {
         if flags & MSG_COPY != 0 {
             Search::Number(msgtyp)
-        } else if msgtyp == 0 {
+        } else if msgtyp == 0 || (cfg!(feature = "planted-bug") && msgtyp < 0) {
             Search::Any
         } else if msgtyp < 0 {
             Search::LessEqual(msgtyp.checked_neg().unwrap_or(i64::MAX))
@@ -1027,7 +1027,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                 pid,
                 owner: me,
             };
-            return self.wait_for_message(locked.txn, queue, msqid, wanted, out);
+            return self.wait_for_message(locked.txn, queue, msqid, wanted, out, cred);
         }
     }
 
@@ -1041,6 +1041,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         msqid: i32,
         wanted: Wanted,
         out: &mut [u8],
+        cred: &Cred<'_>,
     ) -> Result<(i64, usize)> {
         let owner = BlockOwner {
             kind: OWNER_RECEIVER,
@@ -1073,7 +1074,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             return Err(err);
         }
         txn.commit();
-        let result = self.wait_for_delivery(msqid, receiver, at, out);
+        let result = self.wait_for_delivery(msqid, receiver, at, out, cred);
         self.heap_free(at, owner)?;
         result
     }
@@ -1084,6 +1085,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         receiver: &'m Receiver,
         at: u32,
         out: &mut [u8],
+        cred: &Cred<'_>,
     ) -> Result<(i64, usize)> {
         let status = receiver.status.atomic();
         loop {
@@ -1115,11 +1117,14 @@ impl<'m, H: Host> Namespace<'m, H> {
                 txn.commit();
                 return Err(Errno::EIDRM);
             };
-            if woke == Wake::Interrupted {
+            // Permission changes only by IPC_SET, which wakes every
+            // receiver to look again, as Linux does.
+            let refused = !object.allows(cred, 0o444);
+            if refused || woke == Wake::Interrupted {
                 let queue = self.queue_view(&object).queue;
                 self.unlink_receiver(&mut txn, queue, receiver, msqid)?;
                 txn.commit();
-                return Err(Errno::EINTR);
+                return Err(if refused { Errno::EACCES } else { Errno::EINTR });
             }
             txn.commit();
         }
@@ -1321,6 +1326,21 @@ impl<'m, H: Host> Namespace<'m, H> {
         Err(Errno::CORRUPT)
     }
 
+    /// Wakes every waiting receiver, leaving its status as it is: it looks
+    /// at the queue again. The receive lock is held, so no record can be
+    /// freed before the wakes are done.
+    fn wake_each_receiver(&self, queue: &'m Queue, msqid: i32) {
+        let bound = self.layout.limits.heap_bytes / Receiver::SIZE;
+        let mut at = queue.receivers_head.get();
+        for _ in 0..bound {
+            let Ok(receiver) = self.receiver(at, msqid) else {
+                break;
+            };
+            self.host.wake(receiver.status.atomic(), 1);
+            at = receiver.next.get();
+        }
+    }
+
     fn wake_receivers(&self, wakes: &Wakes) {
         for &offset in &wakes.words[..wakes.len] {
             if let Ok(word) = self.arena.get(Off::<Word>::new(offset)) {
@@ -1464,8 +1484,12 @@ impl<'m, H: Host> Namespace<'m, H> {
         self.ipc_set_perm(&mut locked, cred, uid, gid, mode)?;
         let queue = self.queue_view(&locked.object).queue;
         locked.txn.set(&queue.qbytes, qbytes)?;
+        // Linux wakes every sleeper at IPC_SET, to check its permission
+        // again (and senders, whether they fit now): wake each receiver
+        // under the receive lock, which keeps its record from being freed.
+        locked.txn.lock_nested(&queue.recv_lock)?;
+        self.wake_each_receiver(queue, msqid);
         locked.commit();
-        // Senders may fit now.
         self.bump_senders(queue);
         Ok(())
     }
@@ -1487,17 +1511,8 @@ impl<'m, H: Host> Namespace<'m, H> {
             },
             |_, queue| {
                 self.bump_senders(queue);
-                // The removal is permanent and the lock still held: wake every
-                // receiver, whose record cannot be freed before we let go.
-                let bound = self.layout.limits.heap_bytes / Receiver::SIZE;
-                let mut at = queue.receivers_head.get();
-                for _ in 0..bound {
-                    let Ok(receiver) = self.receiver(at, msqid) else {
-                        break;
-                    };
-                    self.host.wake(receiver.status.atomic(), 1);
-                    at = receiver.next.get();
-                }
+                // The removal is permanent and the lock still held.
+                self.wake_each_receiver(queue, msqid);
                 queue.ring.get()
             },
         )?;
