@@ -1,5 +1,7 @@
 //! Helpers shared by usysv's integration tests and their helper process.
 
+pub mod diff;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};

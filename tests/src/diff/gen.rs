@@ -1,0 +1,255 @@
+//! Random sequences of System V calls: mostly calls a program would make on
+//! the objects the sequence made, some with hostile arguments (stale and
+//! made-up ids, bad sizes, counts, types, flags and timeouts).
+
+use super::call::{Call, Step, Target};
+use crate::Rng;
+
+const IPC_CREAT: i32 = 0o1000;
+const IPC_EXCL: i32 = 0o2000;
+const IPC_NOWAIT: i32 = 0o4000;
+const SEM_UNDO: i16 = 0x1000;
+const MSG_NOERROR: i32 = 0o10000;
+const MSG_EXCEPT: i32 = 0o20000;
+const MSG_COPY: i32 = 0o40000;
+const SHM_RDONLY: i32 = 0o10000;
+
+/// Keys a sequence shares between its workers (besides `IPC_PRIVATE`).
+const KEYS: [i32; 3] = [0x5d1f_0001, 0x5d1f_0002, 0x5d1f_0003];
+
+/// Ids that name nothing, or something made for another kind.
+const HOSTILE_IDS: [i32; 6] = [-1, 0, 1, 32768, 0x7fff_ffff, i32::MIN];
+
+struct Gen<'a> {
+    rng: &'a mut Rng,
+    steps: Vec<Step>,
+}
+
+impl Gen<'_> {
+    fn below(&mut self, bound: usize) -> usize {
+        self.rng.below(bound as u64) as usize
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.rng.below(100) < percent
+    }
+
+    fn pick<T: Copy>(&mut self, choices: &[T]) -> T {
+        choices[self.below(choices.len())]
+    }
+
+    fn key(&mut self) -> i32 {
+        if self.chance(30) {
+            0
+        } else {
+            self.pick(&KEYS)
+        }
+    }
+
+    fn create_flags(&mut self) -> i32 {
+        let mode = self.pick(&[0o600, 0o600, 0o660, 0o666, 0o640, 0o400, 0o200, 0]);
+        let create = self.pick(&[IPC_CREAT, IPC_CREAT, IPC_CREAT, IPC_CREAT | IPC_EXCL, 0]);
+        mode | create
+    }
+
+    /// An id: mostly one an earlier get of the same kind returned.
+    fn target(&mut self, is_kind: fn(&Call) -> bool) -> Target {
+        let made: Vec<u32> = self
+            .steps
+            .iter()
+            .filter(|step| is_kind(&step.call))
+            .map(|step| step.label)
+            .collect();
+        if made.is_empty() || self.chance(10) {
+            Target::Raw(self.pick(&HOSTILE_IDS))
+        } else {
+            Target::Got(self.pick(&made))
+        }
+    }
+
+    /// An attachment an earlier `shmat` made (perhaps in another worker).
+    fn attachment(&mut self) -> u32 {
+        let made: Vec<u32> = self
+            .steps
+            .iter()
+            .filter(|step| matches!(step.call, Call::ShmAt { .. }))
+            .map(|step| step.label)
+            .collect();
+        if made.is_empty() {
+            u32::MAX
+        } else {
+            self.pick(&made)
+        }
+    }
+
+    /// A choice in `0..10` for a call of the kind `is_kind` tells: a get
+    /// (0 or 1) every time while no get of the kind was made.
+    fn choose(&mut self, is_kind: fn(&Call) -> bool) -> usize {
+        let none_yet = !self.steps.iter().any(|step| is_kind(&step.call));
+        if none_yet {
+            0
+        } else {
+            self.below(10)
+        }
+    }
+
+    fn sem_call(&mut self) -> Call {
+        let is_sem = |call: &Call| matches!(call, Call::SemGet { .. });
+        match self.choose(is_sem) {
+            0 | 1 => Call::SemGet {
+                key: self.key(),
+                nsems: self.pick(&[1, 1, 2, 3, 0, -1, 32001]),
+                flags: self.create_flags(),
+            },
+            2..=5 => {
+                let count = self.pick(&[1, 1, 1, 2, 3, 0]);
+                let ops = (0..count)
+                    .map(|_| {
+                        let flags = self.pick(&[
+                            0,
+                            0,
+                            IPC_NOWAIT as i16,
+                            SEM_UNDO,
+                            SEM_UNDO | IPC_NOWAIT as i16,
+                        ]);
+                        (
+                            self.pick(&[0, 0, 1, 2, 3]),
+                            self.pick(&[-1, -1, 1, 1, 0, -2, 2, 32767]),
+                            flags,
+                        )
+                    })
+                    .collect();
+                let timeout = self.pick(&[
+                    None,
+                    None,
+                    None,
+                    Some((0, 0)),
+                    Some((1000, 0)),
+                    Some((-1, 0)),
+                    Some((0, 1_000_000_000)),
+                ]);
+                Call::SemOp {
+                    id: self.target(is_sem),
+                    ops,
+                    timeout,
+                }
+            }
+            _ => {
+                // GETVAL, GETALL, GETNCNT, GETZCNT, GETPID, SETVAL, SETALL,
+                // IPC_STAT, IPC_SET, IPC_RMID, and a command that is none.
+                let cmd = self.pick(&[12, 13, 14, 15, 11, 16, 16, 17, 2, 1, 0, 99]);
+                Call::SemCtl {
+                    id: self.target(is_sem),
+                    num: self.pick(&[0, 0, 1, 2, -1]),
+                    cmd,
+                    arg: match cmd {
+                        1 => self.pick(&[0o600, 0o666, 0o400, 0o1777]),
+                        _ => self.pick(&[0, 1, 2, 5, 32767, 32768, -1]),
+                    },
+                }
+            }
+        }
+    }
+
+    fn msg_call(&mut self) -> Call {
+        let is_msg = |call: &Call| matches!(call, Call::MsgGet { .. });
+        match self.choose(is_msg) {
+            0 | 1 => Call::MsgGet {
+                key: self.key(),
+                flags: self.create_flags(),
+            },
+            2..=4 => Call::MsgSnd {
+                id: self.target(is_msg),
+                mtype: self.pick(&[1, 1, 2, 3, 4, 0, -1]),
+                size: self.pick(&[0, 1, 8, 64, 100, 1000, 8192, 8193, -1]),
+                flags: self.pick(&[0, 0, IPC_NOWAIT]),
+            },
+            5..=7 => {
+                let flags = self.pick(&[
+                    0,
+                    IPC_NOWAIT,
+                    IPC_NOWAIT,
+                    MSG_NOERROR,
+                    MSG_EXCEPT,
+                    MSG_EXCEPT | IPC_NOWAIT,
+                    MSG_NOERROR | IPC_NOWAIT,
+                    MSG_COPY | IPC_NOWAIT,
+                    MSG_COPY,
+                ]);
+                Call::MsgRcv {
+                    id: self.target(is_msg),
+                    size: self.pick(&[0, 4, 64, 100, 8192, -1]),
+                    mtype: self.pick(&[0, 0, 1, 2, 3, -1, -2, -3, 1000]),
+                    flags,
+                }
+            }
+            _ => Call::MsgCtl {
+                id: self.target(is_msg),
+                cmd: self.pick(&[2, 2, 1, 0, 99]),
+                arg: self.pick(&[0o600, 0o666, 0o400]),
+                qbytes: self.pick(&[16384, 100, 1, 0, 20000]),
+            },
+        }
+    }
+
+    fn shm_call(&mut self) -> Call {
+        let is_shm = |call: &Call| matches!(call, Call::ShmGet { .. });
+        match self.choose(is_shm) {
+            0 | 1 => Call::ShmGet {
+                key: self.key(),
+                size: self.pick(&[1, 100, 4096, 10000, 0, -1]),
+                flags: self.create_flags(),
+            },
+            2 | 3 => Call::ShmAt {
+                id: self.target(is_shm),
+                flags: self.pick(&[0, 0, SHM_RDONLY]),
+            },
+            4 => Call::ShmDt {
+                at: self.attachment(),
+            },
+            5 | 6 => Call::ShmCtl {
+                id: self.target(is_shm),
+                // IPC_STAT, IPC_SET, IPC_RMID, and a command that is none.
+                cmd: self.pick(&[2, 2, 1, 0, 99]),
+                arg: self.pick(&[0o600, 0o666, 0o400]),
+            },
+            7 | 8 => Call::Poke {
+                at: self.attachment(),
+                offset: self.pick(&[0, 1, 99, 4095, 9999]),
+                byte: self.rng.below(256) as u8,
+            },
+            _ => Call::Peek {
+                at: self.attachment(),
+                offset: self.pick(&[0, 1, 99, 4095]),
+                len: self.pick(&[1, 4, 16]),
+            },
+        }
+    }
+}
+
+/// A sequence of `len` steps for `workers` workers, from `rng`.
+pub fn sequence(rng: &mut Rng, len: usize, workers: u8) -> Vec<Step> {
+    let mut gen = Gen {
+        rng,
+        steps: Vec::with_capacity(len),
+    };
+    // Half the sequences keep to one kind of object, to go deeper into it.
+    let kinds = match gen.below(6) {
+        kind @ 0..=2 => kind..kind + 1,
+        _ => 0..3,
+    };
+    for label in 0..len as u32 {
+        let call = match kinds.start + gen.below(kinds.len()) {
+            0 => gen.sem_call(),
+            1 => gen.msg_call(),
+            _ => gen.shm_call(),
+        };
+        let worker = gen.below(usize::from(workers)) as u8;
+        gen.steps.push(Step {
+            label,
+            worker,
+            call,
+        });
+    }
+    gen.steps
+}

@@ -1,0 +1,540 @@
+//! A worker process of a differential run: it makes the calls it is sent,
+//! through the C library's `semget`, `semop`, … (the kernel's, or usysv's
+//! when the preload library is loaded), and answers each with one line.
+//!
+//! Protocol, one line each way:
+//! - `pids P0 P1 …`: the pids of this world's workers, so that a pid prints
+//!   as the worker it is (`w1`), the same in both worlds;
+//! - `step LABEL CALL`: makes the call (ids already resolved) and answers
+//!   `ok …` or `err ERRNO`;
+//! - `observe sem|msg|shm ID`: answers the object's whole observable state.
+//!
+//! Times print as `0`, `now` or their value, pids as `0`, `wN` or their
+//! value: ids, keys, modes and values as they are.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, Write};
+
+use super::call::{Call, Target};
+
+const IPC_SET: i32 = 1;
+const IPC_STAT: i32 = 2;
+const GETPID: i32 = 11;
+const GETALL: i32 = 13;
+const GETNCNT: i32 = 14;
+const GETZCNT: i32 = 15;
+const SETALL: i32 = 17;
+const MSG_COPY: i32 = 0o40000;
+/// `semctl`'s GETALL and SETALL buffers: SEMMSL's default, so any set fits.
+const MAX_SEMS: usize = 32_000;
+/// Largest message buffer (MSGMAX is 8192; bigger sizes are refused first).
+const MAX_MESSAGE: usize = 1 << 16;
+/// Messages `observe msg` lists at most.
+const MAX_LISTED: i64 = 64;
+
+#[repr(C)]
+struct SemBuf {
+    sem_num: u16,
+    sem_op: i16,
+    sem_flg: i16,
+}
+
+extern "C" {
+    // glibc's wrapper (the `libc` crate has none): the symbol the preload
+    // library replaces, as a raw system call would not be.
+    fn semtimedop(
+        semid: libc::c_int,
+        sops: *mut SemBuf,
+        nsops: libc::size_t,
+        timeout: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// The errno of the call that just failed.
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// A failed call's answer.
+fn failed() -> String {
+    format!("err {}", errno_name(errno()))
+}
+
+/// The errnos System V calls give, by name.
+pub fn errno_name(errno: i32) -> String {
+    let name = match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EINTR => "EINTR",
+        libc::E2BIG => "E2BIG",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EEXIST => "EEXIST",
+        libc::EINVAL => "EINVAL",
+        libc::EFBIG => "EFBIG",
+        libc::ENOSPC => "ENOSPC",
+        libc::ERANGE => "ERANGE",
+        libc::ENOSYS => "ENOSYS",
+        libc::ENOMSG => "ENOMSG",
+        libc::EIDRM => "EIDRM",
+        other => return other.to_string(),
+    };
+    name.to_string()
+}
+
+/// The owner IPC_SET gives: the caller's own ids, so that it changes the mode
+/// (and `msg_qbytes`) only.
+fn owner() -> (libc::uid_t, libc::gid_t) {
+    // SAFETY: geteuid and getegid cannot fail and touch no memory.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
+/// The bytes `msgsnd` of `mtype` sends.
+fn payload(mtype: i64, size: usize) -> Vec<u8> {
+    (0..size)
+        .map(|i| (mtype as u8).wrapping_mul(31).wrapping_add(i as u8))
+        .collect()
+}
+
+/// FNV-1a, to print a message's bytes in a few characters.
+fn digest(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |hash, &byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// An attachment this worker made, named by the step that made it.
+struct Attached {
+    addr: *mut u8,
+    len: usize,
+    read_only: bool,
+}
+
+/// One worker's state: the names of pids, and its attachments.
+pub struct Worker {
+    pids: Vec<i32>,
+    attached: HashMap<u32, Attached>,
+}
+
+impl Worker {
+    fn pid(&self, pid: i32) -> String {
+        match self.pids.iter().position(|&p| p == pid) {
+            _ if pid == 0 => "0".to_string(),
+            Some(worker) => format!("w{worker}"),
+            None => pid.to_string(),
+        }
+    }
+
+    fn time(time: i64) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs() as i64);
+        if time == 0 {
+            "0".to_string()
+        } else if (time - now).abs() <= 120 {
+            "now".to_string()
+        } else {
+            time.to_string()
+        }
+    }
+
+    fn perm(perm: &libc::ipc_perm) -> String {
+        format!(
+            "key={:#x} uid={} gid={} cuid={} cgid={} mode={:#o} seq={}",
+            perm.__key, perm.uid, perm.gid, perm.cuid, perm.cgid, perm.mode, perm.__seq
+        )
+    }
+
+    fn sem_stat(&self, id: i32) -> Result<(String, usize), String> {
+        // SAFETY: all-zero is a valid semid_ds (integers only).
+        let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: IPC_STAT writes one semid_ds through the pointer, which
+        // points to `ds`.
+        if unsafe { libc::semctl(id, 0, IPC_STAT, &mut ds as *mut libc::semid_ds) } < 0 {
+            return Err(failed());
+        }
+        let text = format!(
+            "stat {} nsems={} otime={} ctime={}",
+            Self::perm(&ds.sem_perm),
+            ds.sem_nsems,
+            Self::time(ds.sem_otime),
+            Self::time(ds.sem_ctime)
+        );
+        Ok((text, ds.sem_nsems as usize))
+    }
+
+    fn msg_stat(&self, id: i32) -> Result<(String, u64), String> {
+        // SAFETY: all-zero is a valid msqid_ds (integers only).
+        let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: IPC_STAT writes one msqid_ds to `ds`.
+        if unsafe { libc::msgctl(id, IPC_STAT, &mut ds) } < 0 {
+            return Err(failed());
+        }
+        let text = format!(
+            "stat {} qnum={} cbytes={} qbytes={} lspid={} lrpid={} stime={} rtime={} ctime={}",
+            Self::perm(&ds.msg_perm),
+            ds.msg_qnum,
+            ds.__msg_cbytes,
+            ds.msg_qbytes,
+            self.pid(ds.msg_lspid),
+            self.pid(ds.msg_lrpid),
+            Self::time(ds.msg_stime),
+            Self::time(ds.msg_rtime),
+            Self::time(ds.msg_ctime)
+        );
+        Ok((text, ds.msg_qnum))
+    }
+
+    fn shm_stat(&self, id: i32) -> Result<(String, usize), String> {
+        // SAFETY: all-zero is a valid shmid_ds (integers only).
+        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: IPC_STAT writes one shmid_ds to `ds`.
+        if unsafe { libc::shmctl(id, IPC_STAT, &mut ds) } < 0 {
+            return Err(failed());
+        }
+        let text = format!(
+            "stat {} segsz={} atime={} dtime={} ctime={} cpid={} lpid={} nattch={}",
+            Self::perm(&ds.shm_perm),
+            ds.shm_segsz,
+            Self::time(ds.shm_atime),
+            Self::time(ds.shm_dtime),
+            Self::time(ds.shm_ctime),
+            self.pid(ds.shm_cpid),
+            self.pid(ds.shm_lpid),
+            ds.shm_nattch
+        );
+        Ok((text, ds.shm_segsz))
+    }
+
+    /// `semctl` with an `int` argument (or none), as GETVAL and friends take.
+    fn semctl_int(id: i32, num: i32, cmd: i32, arg: i32) -> Result<i32, String> {
+        // SAFETY: these commands read no pointer: the argument is an int.
+        let ret = unsafe { libc::semctl(id, num, cmd, arg) };
+        if ret < 0 {
+            Err(failed())
+        } else {
+            Ok(ret)
+        }
+    }
+
+    fn getall(id: i32) -> Result<String, String> {
+        let mut values = vec![u16::MAX; MAX_SEMS];
+        // SAFETY: GETALL writes at most SEMMSL values to the array, which
+        // holds that many.
+        if unsafe { libc::semctl(id, 0, GETALL, values.as_mut_ptr()) } < 0 {
+            return Err(failed());
+        }
+        // Values are at most SEMVMX (32767): the first untouched one ends them.
+        let set: Vec<String> = values
+            .iter()
+            .take_while(|&&v| v != u16::MAX)
+            .map(u16::to_string)
+            .collect();
+        Ok(format!("[{}]", set.join(" ")))
+    }
+
+    fn semctl(&self, id: i32, num: i32, cmd: i32, arg: i32) -> Result<String, String> {
+        match cmd {
+            IPC_STAT => self.sem_stat(id).map(|(text, _)| text),
+            IPC_SET => {
+                // SAFETY: all-zero is a valid semid_ds.
+                let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+                (ds.sem_perm.uid, ds.sem_perm.gid) = owner();
+                ds.sem_perm.mode = arg as u16 as _;
+                // SAFETY: IPC_SET reads one semid_ds from `ds`.
+                if unsafe { libc::semctl(id, num, IPC_SET, &mut ds as *mut libc::semid_ds) } < 0 {
+                    return Err(failed());
+                }
+                Ok(String::new())
+            }
+            GETALL => Self::getall(id),
+            SETALL => {
+                let mut values = vec![arg as u16; MAX_SEMS];
+                // SAFETY: SETALL reads at most SEMMSL values from the array.
+                if unsafe { libc::semctl(id, 0, SETALL, values.as_mut_ptr()) } < 0 {
+                    return Err(failed());
+                }
+                Ok(String::new())
+            }
+            GETPID => Self::semctl_int(id, num, cmd, 0).map(|pid| self.pid(pid)),
+            _ => Self::semctl_int(id, num, cmd, arg).map(|value| value.to_string()),
+        }
+    }
+
+    fn msgrcv(&self, id: i32, size: i64, mtype: i64, flags: i32) -> Result<String, String> {
+        let room = usize::try_from(size).unwrap_or(0).min(MAX_MESSAGE);
+        let mut buf = vec![0u8; 8 + room];
+        // SAFETY: the buffer holds a long and `size` bytes (or the call is
+        // refused before any copy: size < 0 or > MAX_MESSAGE > MSGMAX).
+        let got = unsafe {
+            libc::msgrcv(
+                id,
+                buf.as_mut_ptr().cast(),
+                size as libc::size_t,
+                mtype as libc::c_long,
+                flags,
+            )
+        };
+        if got < 0 {
+            return Err(failed());
+        }
+        let received = i64::from_ne_bytes(buf[..8].try_into().unwrap_or_default());
+        let bytes = &buf[8..8 + (got as usize).min(room)];
+        Ok(format!("type={received} len={got} {:08x}", digest(bytes)))
+    }
+
+    fn call(&mut self, label: u32, call: &Call) -> Result<String, String> {
+        let raw = |target: &Target| match *target {
+            Target::Raw(id) => id,
+            Target::Got(_) => -1,
+        };
+        match call {
+            Call::SemGet { key, nsems, flags } => {
+                // SAFETY: semget takes integers only.
+                let id = unsafe { libc::semget(*key, *nsems, *flags) };
+                if id < 0 {
+                    Err(failed())
+                } else {
+                    Ok(id.to_string())
+                }
+            }
+            Call::SemOp { id, ops, timeout } => {
+                let mut sops: Vec<SemBuf> = ops
+                    .iter()
+                    .map(|&(sem_num, sem_op, sem_flg)| SemBuf {
+                        sem_num,
+                        sem_op,
+                        sem_flg,
+                    })
+                    .collect();
+                let ret = match timeout {
+                    // SAFETY: `sops` holds `sops.len()` operations laid out
+                    // as `struct sembuf`.
+                    None => unsafe { libc::semop(raw(id), sops.as_mut_ptr().cast(), sops.len()) },
+                    Some((sec, nsec)) => {
+                        let time = libc::timespec {
+                            tv_sec: *sec,
+                            tv_nsec: *nsec,
+                        };
+                        // SAFETY: as for semop; the timeout points to `time`.
+                        unsafe { semtimedop(raw(id), sops.as_mut_ptr(), sops.len(), &time) }
+                    }
+                };
+                if ret < 0 {
+                    Err(failed())
+                } else {
+                    Ok(String::new())
+                }
+            }
+            Call::SemCtl { id, num, cmd, arg } => self.semctl(raw(id), *num, *cmd, *arg),
+            Call::MsgGet { key, flags } => {
+                // SAFETY: msgget takes integers only.
+                let id = unsafe { libc::msgget(*key, *flags) };
+                if id < 0 {
+                    Err(failed())
+                } else {
+                    Ok(id.to_string())
+                }
+            }
+            Call::MsgSnd {
+                id,
+                mtype,
+                size,
+                flags,
+            } => {
+                let room = usize::try_from(*size).unwrap_or(0).min(MAX_MESSAGE);
+                let mut buf = mtype.to_ne_bytes().to_vec();
+                buf.extend(payload(*mtype, room));
+                // SAFETY: the buffer holds a long and `size` bytes (or the
+                // call is refused before reading them).
+                let ret = unsafe {
+                    libc::msgsnd(raw(id), buf.as_ptr().cast(), *size as libc::size_t, *flags)
+                };
+                if ret < 0 {
+                    Err(failed())
+                } else {
+                    Ok(String::new())
+                }
+            }
+            Call::MsgRcv {
+                id,
+                size,
+                mtype,
+                flags,
+            } => self.msgrcv(raw(id), *size, *mtype, *flags),
+            Call::MsgCtl {
+                id,
+                cmd,
+                arg,
+                qbytes,
+            } => match *cmd {
+                IPC_STAT => self.msg_stat(raw(id)).map(|(text, _)| text),
+                cmd => {
+                    // SAFETY: all-zero is a valid msqid_ds.
+                    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+                    (ds.msg_perm.uid, ds.msg_perm.gid) = owner();
+                    ds.msg_perm.mode = *arg as u16 as _;
+                    ds.msg_qbytes = *qbytes as _;
+                    // SAFETY: IPC_SET reads one msqid_ds from `ds`; other
+                    // commands read nothing or write one to it.
+                    if unsafe { libc::msgctl(raw(id), cmd, &mut ds) } < 0 {
+                        return Err(failed());
+                    }
+                    Ok(String::new())
+                }
+            },
+            Call::ShmGet { key, size, flags } => {
+                // SAFETY: shmget takes integers only.
+                let id = unsafe { libc::shmget(*key, *size as libc::size_t, *flags) };
+                if id < 0 {
+                    Err(failed())
+                } else {
+                    Ok(id.to_string())
+                }
+            }
+            Call::ShmAt { id, flags } => {
+                // SAFETY: a null address lets the system choose where.
+                let addr = unsafe { libc::shmat(raw(id), std::ptr::null(), *flags) };
+                if addr as isize == -1 {
+                    return Err(failed());
+                }
+                let len = self.shm_stat(raw(id)).map_or(0, |(_, len)| len);
+                let read_only = flags & libc::SHM_RDONLY != 0;
+                self.attached.insert(
+                    label,
+                    Attached {
+                        addr: addr.cast(),
+                        len,
+                        read_only,
+                    },
+                );
+                Ok(String::new())
+            }
+            Call::ShmDt { at } => {
+                // An address that is no attachment when step `at` made none here.
+                let addr = self
+                    .attached
+                    .get(at)
+                    .map_or(0x1000 as *mut u8, |attached| attached.addr);
+                // SAFETY: shmdt only unmaps an attachment; this worker keeps
+                // no reference into it past this call.
+                if unsafe { libc::shmdt(addr.cast()) } < 0 {
+                    return Err(failed());
+                }
+                self.attached.remove(at);
+                Ok(String::new())
+            }
+            Call::ShmCtl { id, cmd, arg } => match *cmd {
+                IPC_STAT => self.shm_stat(raw(id)).map(|(text, _)| text),
+                cmd => {
+                    // SAFETY: all-zero is a valid shmid_ds.
+                    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+                    (ds.shm_perm.uid, ds.shm_perm.gid) = owner();
+                    ds.shm_perm.mode = *arg as u16 as _;
+                    // SAFETY: IPC_SET reads one shmid_ds from `ds`; other
+                    // commands read nothing or write one to it.
+                    if unsafe { libc::shmctl(raw(id), cmd, &mut ds) } < 0 {
+                        return Err(failed());
+                    }
+                    Ok(String::new())
+                }
+            },
+            Call::Poke { at, offset, byte } => {
+                let attached = self.attached.get(at).ok_or("err unattached")?;
+                let offset = *offset as usize;
+                if attached.read_only || offset >= attached.len {
+                    return Err("err outside".to_string());
+                }
+                // SAFETY: the attachment is mapped writable for `len` bytes
+                // and `offset` is inside them.
+                unsafe { attached.addr.add(offset).write_volatile(*byte) };
+                Ok(String::new())
+            }
+            Call::Peek { at, offset, len } => {
+                let attached = self.attached.get(at).ok_or("err unattached")?;
+                let start = (*offset as usize).min(attached.len);
+                let end = start.saturating_add(*len as usize).min(attached.len);
+                let mut text = String::new();
+                for at in start..end {
+                    // SAFETY: the attachment is mapped readable for `len`
+                    // bytes and `at` is inside them.
+                    let byte = unsafe { attached.addr.add(at).read_volatile() };
+                    let _ = write!(text, "{byte:02x}");
+                }
+                Ok(text)
+            }
+        }
+    }
+
+    fn observe(&self, kind: &str, id: i32) -> String {
+        let state = match kind {
+            "sem" => self.sem_stat(id).and_then(|(stat, nsems)| {
+                let mut text = format!("{stat} values={}", Self::getall(id)?);
+                for num in 0..nsems.min(64) as i32 {
+                    let ncnt = Self::semctl_int(id, num, GETNCNT, 0)?;
+                    let zcnt = Self::semctl_int(id, num, GETZCNT, 0)?;
+                    let pid = self.pid(Self::semctl_int(id, num, GETPID, 0)?);
+                    let _ = write!(text, " {num}:n{ncnt}:z{zcnt}:{pid}");
+                }
+                Ok(text)
+            }),
+            "msg" => self.msg_stat(id).and_then(|(stat, qnum)| {
+                let mut text = stat;
+                for position in 0..(qnum as i64).min(MAX_LISTED) {
+                    let flags = MSG_COPY | libc::IPC_NOWAIT;
+                    let message = self.msgrcv(id, MAX_MESSAGE as i64, position, flags)?;
+                    let _ = write!(text, " [{message}]");
+                }
+                Ok(text)
+            }),
+            _ => self.shm_stat(id).map(|(text, _)| text),
+        };
+        state.unwrap_or_else(|err| err)
+    }
+
+    /// Serves the driver on standard input and output until it closes them.
+    pub fn serve() {
+        let mut worker = Worker {
+            pids: Vec::new(),
+            attached: HashMap::new(),
+        };
+        let stdin = std::io::stdin();
+        let mut stdout = std::io::stdout();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { return };
+            let answer = match line.split_once(' ') {
+                Some(("pids", pids)) => {
+                    worker.pids = pids.split(' ').filter_map(|p| p.parse().ok()).collect();
+                    "ok".to_string()
+                }
+                Some(("step", rest)) => {
+                    let parsed = rest
+                        .split_once(' ')
+                        .and_then(|(label, call)| Some((label.parse().ok()?, call.parse().ok()?)));
+                    match parsed {
+                        Some((label, call)) => match worker.call(label, &call) {
+                            Ok(text) if text.is_empty() => "ok".to_string(),
+                            Ok(text) => format!("ok {text}"),
+                            Err(text) => text,
+                        },
+                        None => format!("bad step: {rest}"),
+                    }
+                }
+                Some(("observe", rest)) => match rest.split_once(' ') {
+                    Some((kind, id)) => worker.observe(kind, id.parse().unwrap_or(-1)),
+                    None => format!("bad observe: {rest}"),
+                },
+                _ => format!("bad line: {line}"),
+            };
+            if writeln!(stdout, "{answer}")
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
