@@ -2,13 +2,17 @@
 //!
 //! The core ([`usysv_core`]) holds every rule of System V IPC and needs from
 //! the system only a way to wait on a shared word, a clock, and whether a
-//! process lives. This crate supplies them, one small module per system:
+//! process lives. This crate supplies them, one small module per system over
+//! the POSIX code they share:
 //!
-//! - Linux ([`linux`]): shared futexes (`FUTEX_WAIT_BITSET`, absolute
+//! - Shared by the systems below: arenas kept in `mmap`'d files on tmpfs
+//!   ([`ArenaFile`]), shared memory segments as files beside them
+//!   ([`SegmentFiles`]), the fork and exit handlers that keep attachment
+//!   counts and `SEM_UNDO` exact, and the host built on them
+//!   ([`SystemHost`]).
+//! - Linux (`linux`): shared futexes (`FUTEX_WAIT_BITSET`, absolute
 //!   `CLOCK_MONOTONIC` deadlines, never `FUTEX_PRIVATE_FLAG`), process
-//!   identity from `/proc`, arenas kept in `mmap`'d files on tmpfs, shared
-//!   memory segments as files beside them, and the fork and exit handlers
-//!   that keep attachment counts and `SEM_UNDO` exact.
+//!   identity and capabilities from `/proc`.
 //! - [`Ipc`]: the safe Rust API, one method per System V call, and
 //!   [`Attachment`], a shared memory attachment that detaches when dropped.
 //! - [`UndoList`]: a process's exported `SEM_UNDO` list as text, for
@@ -20,10 +24,21 @@ mod ipc;
 #[cfg(target_os = "linux")]
 pub mod linux;
 mod undo;
+#[cfg(target_os = "linux")]
+mod unix;
+
+/// This system's layer, which `unix` builds on.
+#[cfg(target_os = "linux")]
+use linux as os;
 
 #[cfg(target_os = "linux")]
 pub use ipc::{Attachment, Ipc};
 #[cfg(target_os = "linux")]
-pub use linux::{default_arena_path, ArenaError, ArenaFile, Credentials, LinuxHost, ARENA_ENV};
+pub use linux::LinuxHost;
 pub use undo::{UndoList, UndoParseError};
+#[cfg(target_os = "linux")]
+pub use unix::{
+    default_arena_path, ArenaError, ArenaFile, ArenaProblem, Credentials, SegmentFiles, SystemHost,
+    ARENA_ENV, DEFAULT_MODE,
+};
 pub use usysv_core;
