@@ -129,6 +129,8 @@ pub(crate) fn forget(ns: &Ns) {
     state.pending.retain(|&(open, _)| !std::ptr::eq(open, ns));
 }
 
+/// This thread's errno (`__errno_location`, which DragonFly's libc also
+/// exports, for language bindings, since 2019).
 fn errno() -> *mut i32 {
     // SAFETY: __errno_location has no preconditions.
     unsafe { libc::__errno_location() }
