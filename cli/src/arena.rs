@@ -1,10 +1,10 @@
 //! `usysv arena info|create|remove` and `usysv check`.
 
-use usysv_platform::linux::{ArenaProblem, DEFAULT_MODE};
 use usysv_platform::usysv_core::format::FormatError;
 use usysv_platform::usysv_core::limits::DEFAULT_LIMITS;
 use usysv_platform::usysv_core::{Kind, Limits, Severity};
 use usysv_platform::{ArenaError, ArenaFile};
+use usysv_platform::{ArenaProblem, DEFAULT_MODE};
 
 use crate::args::Options;
 use crate::ipcs::{self, Unit};

@@ -8,10 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use usysv_platform::linux::DEFAULT_MODE;
 use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_PRIVATE};
 use usysv_platform::usysv_core::sem::SemBuf;
 use usysv_platform::usysv_core::Limits;
+use usysv_platform::DEFAULT_MODE;
 use usysv_platform::{default_arena_path, ArenaFile, Ipc};
 
 use crate::args::Options;

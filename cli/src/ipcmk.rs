@@ -9,10 +9,10 @@
 
 use std::io::Read;
 
-use usysv_platform::linux::DEFAULT_MODE;
 use usysv_platform::usysv_core::perm::{IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
 use usysv_platform::usysv_core::{Errno, Limits};
 use usysv_platform::Ipc;
+use usysv_platform::DEFAULT_MODE;
 
 use crate::getopt::{self, Arg, Spec};
 use crate::ipcs::emit;

@@ -12,12 +12,12 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use usysv_platform::linux::ArenaProblem;
 use usysv_platform::usysv_core::msg::MsqidDs;
 use usysv_platform::usysv_core::perm::IpcPerm;
 use usysv_platform::usysv_core::sem::{SemQuery, SemidDs};
 use usysv_platform::usysv_core::shm::{ShmidDs, PAGE_SIZE, SHM_DEST, SHM_LOCKED};
 use usysv_platform::usysv_core::{Errno, Limits};
+use usysv_platform::ArenaProblem;
 use usysv_platform::{ArenaFile, Ipc};
 
 use crate::getopt::{self, Arg, Spec};

@@ -12,8 +12,8 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 
-use usysv_platform::linux::DEFAULT_MODE;
 use usysv_platform::usysv_core::{Errno, Limits};
+use usysv_platform::DEFAULT_MODE;
 use usysv_platform::{ArenaFile, Ipc, ARENA_ENV};
 
 use crate::args::Options;

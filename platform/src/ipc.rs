@@ -30,22 +30,23 @@ use usysv_core::sem::{SemBuf, SemInfo, SemQuery, SemidDs, Timeout};
 use usysv_core::shm::{ShmInfo, ShmUsage, ShmidDs, SHM_EXEC, SHM_REMAP};
 use usysv_core::{Errno, Limits, Namespace, OpenError};
 
-use crate::linux::{lifecycle, segments};
-use crate::linux::{ArenaError, ArenaFile, ArenaProblem, Credentials, LinuxHost, SegmentFiles};
+use crate::unix::{lifecycle, segments};
+use crate::unix::{ArenaError, ArenaFile, ArenaProblem, Credentials, SegmentFiles, SystemHost};
 use crate::UndoList;
 
 /// An open arena: System V IPC for this process.
 pub struct Ipc {
     // Declared before `file`, so dropped first: it borrows the mapping. Boxed
     // so that the fork and exit handlers can find it while it is listed.
-    ns: Box<Namespace<'static, LinuxHost>>,
+    ns: Box<Namespace<'static, SystemHost>>,
     file: Box<ArenaFile>,
     creds: Credentials,
 }
 
 impl Ipc {
-    /// Opens the default arena (`USYSV_ARENA`, or the user's under
-    /// `/dev/shm`), creating it if need be.
+    /// Opens the default arena (`USYSV_ARENA`, or the user's under the
+    /// system's tmpfs: [`crate::default_arena_path`]), creating it if need
+    /// be.
     pub fn open_default() -> Result<Ipc, ArenaError> {
         Self::with_file(ArenaFile::open_default()?)
     }
@@ -64,7 +65,7 @@ impl Ipc {
         // happens after `ns` (field order); `ns` is reachable only through
         // `&self`, which shortens the lifetime again.
         let words: &'static [AtomicU32] = unsafe { &*(file.words() as *const [AtomicU32]) };
-        let host = LinuxHost::for_arena(file.path());
+        let host = SystemHost::for_arena(file.path());
         let ns = Namespace::open(words, host).map_err(|err| ArenaError {
             path: file.path().to_path_buf(),
             problem: match err {
@@ -82,7 +83,7 @@ impl Ipc {
     }
 
     /// The namespace, for everything the engine offers beyond these calls.
-    pub fn namespace(&self) -> &Namespace<'_, LinuxHost> {
+    pub fn namespace(&self) -> &Namespace<'_, SystemHost> {
         &self.ns
     }
 

@@ -30,8 +30,8 @@ mod undo;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
 
-use usysv_platform::linux::ArenaProblem;
 use usysv_platform::usysv_core::Errno;
+use usysv_platform::ArenaProblem;
 use usysv_platform::{ArenaError, Ipc};
 
 pub use msg::{usysv_msgctl, usysv_msgget, usysv_msgrcv, usysv_msgsnd};

@@ -53,7 +53,7 @@ pub(crate) fn wake(word: &AtomicU32, count: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linux::process::monotonic_now;
+    use crate::unix::process::monotonic_now;
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
     use std::time::{Duration, Instant};

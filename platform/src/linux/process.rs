@@ -1,4 +1,5 @@
-//! Process identity, liveness, credentials and clocks on Linux.
+//! Process identity, liveness, threads and capabilities on Linux, from
+//! `/proc`.
 //!
 //! A process is named by its pid and its start time (field 22 of
 //! `/proc/PID/stat`, clock ticks since boot), so that a pid reused by a new
@@ -7,8 +8,9 @@
 
 use std::io::ErrorKind;
 
-use usysv_core::host::{Deadline, Image, Liveness, ProcessId};
-use usysv_core::Cred;
+use usysv_core::host::{Image, Liveness, ProcessId};
+
+use crate::unix::process::{liveness_by_signal, Privileges};
 
 /// Reads the start time from the text of a `/proc/PID/stat` file, and whether
 /// the process has ended (zombie `Z` or dead `X`).
@@ -20,14 +22,6 @@ fn parse_stat(stat: &str) -> Option<(bool, u64)> {
     // Field 3 is the state; the start time is field 22.
     let start = fields.nth(22 - 4)?.parse().ok()?;
     Some((matches!(state, "Z" | "X"), start))
-}
-
-/// The fork generation: one relaxed load. [`current`] installs the fork
-/// handlers, and every namespace asks for the current process when it
-/// registers, so they are in place before any fork a namespace could see.
-#[inline]
-pub(crate) fn fork_generation() -> u32 {
-    super::lifecycle::fork_generation()
 }
 
 /// The program image: four of the sixteen random bytes the kernel gives each
@@ -46,7 +40,6 @@ pub(crate) fn image() -> Image {
 
 /// The calling process.
 pub(crate) fn current() -> ProcessId {
-    super::lifecycle::install();
     // SAFETY: getpid has no preconditions and cannot fail.
     let pid = unsafe { libc::getpid() } as u32;
     let start = std::fs::read_to_string("/proc/self/stat")
@@ -65,17 +58,7 @@ pub(crate) fn liveness(process: ProcessId) -> Liveness {
         },
         Err(err) if err.kind() == ErrorKind::NotFound => Liveness::Dead,
         // /proc hidden (hidepid) or unreadable: fall back on kill(pid, 0).
-        Err(_) => {
-            // SAFETY: signal 0 only checks that the process exists.
-            let ret = unsafe { libc::kill(process.pid as libc::pid_t, 0) };
-            let gone =
-                ret != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-            if gone {
-                Liveness::Dead
-            } else {
-                Liveness::Alive
-            }
-        }
+        Err(_) => liveness_by_signal(process.pid),
     }
 }
 
@@ -110,83 +93,37 @@ fn ids_all_are(status: &str, label: &str, id: u32) -> bool {
     ids.len() == 3 && ids.iter().all(|&field| field == Some(id))
 }
 
-/// The monotonic clock.
-pub(crate) fn monotonic_now() -> Deadline {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid timespec to write; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    Deadline(now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64)
-}
-
-/// Seconds since the epoch (a vDSO call, no system call).
-pub(crate) fn wall_clock() -> i64 {
-    // SAFETY: time(NULL) only returns the time.
-    unsafe { libc::time(core::ptr::null_mut()) as i64 }
-}
-
-/// The calling process's credentials as System V IPC sees them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credentials {
-    /// Effective user id.
-    pub euid: u32,
-    /// Effective group id.
-    pub egid: u32,
-    /// Supplementary groups.
-    pub groups: Vec<u32>,
-    /// Holds `CAP_IPC_OWNER` in its effective set.
-    pub ipc_owner: bool,
-    /// Holds `CAP_SYS_ADMIN` in its effective set.
-    pub sys_admin: bool,
-    /// Holds `CAP_SYS_RESOURCE` in its effective set.
-    pub sys_resource: bool,
+/// The number of threads in this process, from `/proc/self/stat`.
+pub(crate) fn threads() -> Option<u32> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Field 20, counted from the state (field 3).
+    after_name
+        .split_ascii_whitespace()
+        .nth(20 - 3)?
+        .parse()
+        .ok()
 }
 
 const CAP_IPC_OWNER: u32 = 15;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_SYS_RESOURCE: u32 = 24;
 
-impl Credentials {
-    /// Reads them: `geteuid`, `getegid`, `getgroups`, and the effective
-    /// capabilities from `/proc/self/status`.
-    pub fn current() -> Credentials {
-        // SAFETY: these calls have no preconditions and cannot fail.
-        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        // SAFETY: a null buffer with size 0 asks only for the count.
-        let count = unsafe { libc::getgroups(0, core::ptr::null_mut()) }.max(0);
-        let mut groups = vec![0; count as usize];
-        // SAFETY: `groups` has room for `count` gids.
-        let got = unsafe { libc::getgroups(count, groups.as_mut_ptr()) };
-        groups.truncate(got.max(0) as usize);
-        let effective = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|status| {
-                let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
-                u64::from_str_radix(line["CapEff:".len()..].trim(), 16).ok()
-            })
-            .unwrap_or(if euid == 0 { u64::MAX } else { 0 });
-        Credentials {
-            euid,
-            egid,
-            groups,
-            ipc_owner: effective & (1 << CAP_IPC_OWNER) != 0,
-            sys_admin: effective & (1 << CAP_SYS_ADMIN) != 0,
-            sys_resource: effective & (1 << CAP_SYS_RESOURCE) != 0,
-        }
-    }
-
-    /// The view the core's permission checks take.
-    pub fn as_cred(&self) -> Cred<'_> {
-        Cred {
-            euid: self.euid,
-            egid: self.egid,
-            groups: &self.groups,
-            ipc_owner: self.ipc_owner,
-            sys_admin: self.sys_admin,
-            sys_resource: self.sys_resource,
-        }
+/// The privileges of a process whose effective uid is `euid`: its effective
+/// capabilities, from `/proc/self/status` (all of them for root if that
+/// cannot be read).
+pub(crate) fn privileges(euid: u32) -> Privileges {
+    let effective = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+            u64::from_str_radix(line["CapEff:".len()..].trim(), 16).ok()
+        })
+        .unwrap_or(if euid == 0 { u64::MAX } else { 0 });
+    Privileges {
+        ipc_owner: effective & (1 << CAP_IPC_OWNER) != 0,
+        sys_admin: effective & (1 << CAP_SYS_ADMIN) != 0,
+        sys_resource: effective & (1 << CAP_SYS_RESOURCE) != 0,
     }
 }
 
@@ -254,10 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn credentials_match_the_process() {
-        let creds = Credentials::current();
-        // SAFETY: no preconditions.
-        assert_eq!(creds.euid, unsafe { libc::geteuid() });
-        assert_eq!(creds.as_cred().egid, creds.egid);
+    fn this_process_has_threads() {
+        assert!(threads().is_some_and(|threads| threads >= 1));
     }
 }

@@ -16,6 +16,8 @@
 //! creates and unlinks no file. A file that is not empty, not exactly as
 //! the new segment needs it, or changed by `IPC_SET` since it was made, is
 //! replaced: no process that opened it could open less than the new one.
+//! (On DragonFly, which offers no mark for a changed file, every file is
+//! replaced: see [`os::files::CHANGED`].)
 //!
 //! A segment's token ([`Placement::Host`]) is its creator's uid (which
 //! names the file) and the file's inode number (which tells the file from
@@ -30,10 +32,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use usysv_core::limits::IPCMNI;
-use usysv_core::shm::{
-    Placement, PAGE_SIZE, SHM_HUGETLB, SHM_NORESERVE, SHM_RDONLY, SHM_REMAP, SHM_RND,
-};
+use usysv_core::shm::{Placement, PAGE_SIZE, SHM_RDONLY, SHM_REMAP, SHM_RND};
 use usysv_core::{Errno, IpcPerm};
+
+use crate::os;
 
 /// Files a process made and keeps open, at most.
 const KEPT: usize = 16;
@@ -95,25 +97,22 @@ fn stat(fd: &OwnedFd) -> Option<libc::stat> {
     (unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) } == 0).then_some(stat)
 }
 
-/// A file's mode bit that says `IPC_SET` changed its owner or mode after
-/// it was made: whoever opened it before may have had more access than
-/// its creator now gives, so it is never taken for another segment.
-/// (Linux ignores the sticky bit on a regular file.)
-const CHANGED: u32 = libc::S_ISVTX;
-
 /// The inode number of the empty file `fd`, if a new segment of `perm`
 /// with permission bits `mode` may take it: a regular file still in the
 /// directory, empty, its creator's, of its group, with exactly those bits
-/// (and never changed by `IPC_SET`), so that no one could have opened it
-/// who may not open the new segment's.
+/// (and never changed by `IPC_SET`, which marks a file with
+/// [`os::files::CHANGED`]), so that no one could have opened it who may not
+/// open the new segment's. Where the system has no such mark, no file is
+/// taken again.
 fn reusable(fd: &OwnedFd, perm: &IpcPerm, mode: u32) -> Option<u64> {
+    os::files::CHANGED?;
     let stat = stat(fd)?;
     let fits = stat.st_mode & libc::S_IFMT == libc::S_IFREG
         && stat.st_nlink == 1
         && stat.st_size == 0
         && stat.st_uid == perm.cuid
         && stat.st_gid == perm.cgid
-        && stat.st_mode & 0o7777 == mode;
+        && stat.st_mode & 0o7777 == mode as libc::mode_t;
     fits.then_some(stat.st_ino)
 }
 
@@ -141,7 +140,7 @@ impl SegmentFiles {
         // Absolute, so that listing the files still works after a chdir.
         let dir_path = std::path::absolute(dir)?;
         let dir = CString::new(dir.as_os_str().as_bytes())?;
-        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        let flags = os::files::PATH_ONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
         // SAFETY: `dir` is a NUL-terminated string.
         let fd = unsafe { libc::open(dir.as_ptr(), flags) };
         if fd < 0 {
@@ -187,7 +186,7 @@ impl SegmentFiles {
 
     /// Makes the file of new segment `shmid`: `size` bytes, rounded up to
     /// whole pages, zero-filled, with the permission bits of `perm`, after
-    /// the checks Linux makes of the memory behind a segment (see
+    /// the system's checks of the memory behind a segment (see
     /// `memory_for`; `flags` are `shmget`'s). The empty file the slot's last
     /// segment by this creator left is taken if it fits, else replaced; a
     /// failure is `ENOMEM` (`ENOSPC` when the filesystem is full), as the
@@ -285,31 +284,21 @@ impl SegmentFiles {
 
     /// After `IPC_SET` of segment `shmid` (whose token is `token`): gives
     /// the file the segment's new permission bits, and its new owner where
-    /// the process may, and marks it changed ([`CHANGED`]). The kernel lets
-    /// only the file's owner (or a privileged process) do either; otherwise
-    /// the file keeps what it had and the segment's new mode governs only
-    /// usysv's own checks.
+    /// the process may, and marks it changed (`os::files::CHANGED`). The
+    /// kernel lets only the file's owner (or a privileged process) do either;
+    /// otherwise the file keeps what it had and the segment's new mode
+    /// governs only usysv's own checks.
     pub fn set_owner_and_mode(&self, shmid: i32, token: u64, uid: u32, gid: u32, mode: u32) {
         let name = self.name(index_of(shmid), (token >> 32) as u32);
-        let Ok(fd) = open_at(&self.dir, &name, libc::O_PATH, 0) else {
+        let Ok(fd) = open_at(&self.dir, &name, os::files::PATH_ONLY, 0) else {
             return;
         };
         if !stat(&fd).is_some_and(|stat| same_file(token, stat.st_ino)) {
             return;
         }
-        // The file checked, not whatever the name holds by now: chown
-        // through the descriptor itself, chmod through its /proc link
-        // (fchmod refuses an O_PATH descriptor).
-        let link = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-        // SAFETY: an empty path with AT_EMPTY_PATH names `fd`'s file, and
-        // `link` is a NUL-terminated path to it; both calls only change the
-        // file's metadata, and failures are left as documented.
-        unsafe {
-            libc::fchownat(fd.as_raw_fd(), c"".as_ptr(), uid, gid, libc::AT_EMPTY_PATH);
-            if let Ok(link) = link {
-                libc::fchmodat(libc::AT_FDCWD, link.as_ptr(), (mode & 0o777) | CHANGED, 0);
-            }
-        }
+        // The file checked, not whatever the name holds by now.
+        let mode = (mode & 0o777) as libc::mode_t | os::files::CHANGED.unwrap_or(0);
+        os::files::change_owner_and_mode(&fd, uid, gid, mode);
     }
 
     /// Maps segment `shmid`'s file (see `map`): the one this process keeps,
@@ -399,61 +388,14 @@ impl SegmentFiles {
     }
 }
 
-/// Sizes below this are never refused for want of memory: the checks below
-/// read `/proc` and need not run for them.
-const SMALL: u64 = 16 << 20;
-
-/// Linux's checks of the memory behind a new segment of `size` bytes:
-/// `EINVAL` past the largest file; with `SHM_HUGETLB`, `ENOMEM` unless enough
-/// huge pages are free (the segment is then backed by ordinary pages); and,
-/// unless `SHM_NORESERVE`, the memory accounting of `vm.overcommit_memory`:
-/// `ENOMEM` for more than memory and swap together (0, the default), never
-/// (1), or past the commit limit (2).
+/// The checks of the memory behind a new segment of `size` bytes (`flags`
+/// are `shmget`'s): `EINVAL` past the largest file, then the system's own
+/// ([`os::files::memory_for`]).
 fn memory_for(size: u64, flags: i32) -> Result<(), Errno> {
     if size > i64::MAX as u64 {
         return Err(Errno::EINVAL);
     }
-    if flags & SHM_HUGETLB != 0 {
-        let huge_page = meminfo("Hugepagesize:").unwrap_or(2048) * 1024;
-        let free = meminfo("HugePages_Free:").unwrap_or(0);
-        if size.div_ceil(huge_page.max(1)) > free {
-            return Err(Errno::ENOMEM);
-        }
-        return Ok(());
-    }
-    if size < SMALL {
-        return Ok(());
-    }
-    let policy = std::fs::read_to_string("/proc/sys/vm/overcommit_memory")
-        .ok()
-        .and_then(|text| text.trim().parse::<u32>().ok())
-        .unwrap_or(0);
-    let fits = match policy {
-        1 => true,
-        2 => {
-            let limit = meminfo("CommitLimit:").unwrap_or(u64::MAX / 1024);
-            let committed = meminfo("Committed_AS:").unwrap_or(0);
-            size / 1024 <= limit.saturating_sub(committed)
-        }
-        _ if flags & SHM_NORESERVE != 0 => true,
-        _ => {
-            let total = meminfo("MemTotal:").unwrap_or(u64::MAX / 1024);
-            let swap = meminfo("SwapTotal:").unwrap_or(0);
-            size / 1024 <= total.saturating_add(swap)
-        }
-    };
-    if fits {
-        Ok(())
-    } else {
-        Err(Errno::ENOMEM)
-    }
-}
-
-/// A figure from `/proc/meminfo` (kB, or a count).
-fn meminfo(field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|line| line.starts_with(field))?;
-    line[field.len()..].split_whitespace().next()?.parse().ok()
+    os::files::memory_for(size, flags)
 }
 
 fn backing_errno(errno: i32) -> Errno {
@@ -520,12 +462,12 @@ pub(crate) fn map(
         map_flags |= if flags & SHM_REMAP != 0 {
             libc::MAP_FIXED
         } else {
-            libc::MAP_FIXED_NOREPLACE
+            os::files::MAP_FIXED_IF_FREE
         };
     }
     let addr = at.unwrap_or(0);
     // SAFETY: maps a file this process opened. Without SHM_REMAP nothing
-    // mapped is replaced (MAP_FIXED_NOREPLACE, or no fixed address); with
+    // mapped is replaced (MAP_FIXED_IF_FREE, or no fixed address); with
     // it the caller of the unsafe `shmat` entry point answered for the
     // memory at `addr`.
     let mapped = unsafe {
@@ -541,12 +483,13 @@ pub(crate) fn map(
     if mapped == libc::MAP_FAILED {
         return Err(match last_errno() {
             libc::EEXIST => Errno::EINVAL,
-            errno => Errno::from_raw(errno),
+            errno => os::files::errno(errno),
         });
     }
     let mapped = mapped as usize;
     if at.is_some() && mapped != addr {
-        // A kernel older than MAP_FIXED_NOREPLACE took it as a hint.
+        // Taken as a hint: by a Linux older than MAP_FIXED_NOREPLACE, or
+        // on DragonFly, which maps elsewhere when the address is taken.
         unmap(mapped, len);
         return Err(Errno::EINVAL);
     }

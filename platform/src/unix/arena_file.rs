@@ -4,10 +4,11 @@
 //! # Where
 //!
 //! `USYSV_ARENA` names the arena file. Without it, each user has a default
-//! arena, `/dev/shm/usysv-UID/arena`, in a directory of mode 0700 that must
-//! belong to that user (a directory someone else made, or one open to others,
-//! is refused: whoever controls it controls the arena). The file's own mode is
-//! 0600 unless the creator asks for another.
+//! arena, `ROOT/usysv-UID/arena`, where `ROOT` is the system's tmpfs
+//! (`/dev/shm` on Linux, `/var/run/shm` on DragonFly), in a directory of
+//! mode 0700 that must belong to that user (a directory someone else made,
+//! or one open to others, is refused: whoever controls it controls the
+//! arena). The file's own mode is 0600 unless the creator asks for another.
 //!
 //! # Creation
 //!
@@ -20,7 +21,7 @@
 //! The file is sparse: `ftruncate` sizes it from the limits, and tmpfs backs
 //! only the pages that are touched. If the filesystem fills up, touching a new
 //! page raises `SIGBUS`, as with any mapped file; keep the heap within what
-//! `/dev/shm` can hold.
+//! the filesystem can hold.
 
 use std::ffi::CString;
 use std::fmt;
@@ -32,7 +33,8 @@ use std::sync::atomic::AtomicU32;
 use usysv_core::format::{format_memory, FormatError};
 use usysv_core::{Limits, Namespace, OpenError};
 
-use super::LinuxHost;
+use super::{process, SegmentFiles, SystemHost};
+use crate::os;
 
 /// The environment variable that names the arena file.
 pub const ARENA_ENV: &str = "USYSV_ARENA";
@@ -104,14 +106,15 @@ impl ArenaError {
 }
 
 /// The arena path this process uses: `USYSV_ARENA`, or the user's default
-/// under `/dev/shm` (whose directory is created and checked).
+/// under the system's tmpfs (`/dev/shm` on Linux, `/var/run/shm` on
+/// DragonFly), whose directory is created and checked.
 pub fn default_arena_path() -> Result<PathBuf, ArenaError> {
     if let Some(path) = std::env::var_os(ARENA_ENV).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
     }
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
-    let dir = PathBuf::from(format!("/dev/shm/usysv-{uid}"));
+    let dir = Path::new(os::files::ARENA_ROOT).join(format!("usysv-{uid}"));
     ensure_private_dir(&dir, uid)?;
     Ok(dir.join("arena"))
 }
@@ -219,7 +222,7 @@ impl ArenaFile {
             .map_or("arena".into(), |n| n.to_string_lossy());
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
-        let nanos = super::process::monotonic_now().0;
+        let nanos = process::monotonic_now().0;
         let temp = dir.join(format!(".{name}.{pid}.{nanos}.new"));
         let c_temp = c_path(&temp)?;
         let c_final = c_path(path)?;
@@ -245,7 +248,7 @@ impl ArenaFile {
                 return Err(Self::close_after(fd, ArenaError::io(path, "ftruncate")));
             }
             let file = Self::map_fd(path, fd)?;
-            let now = super::process::wall_clock();
+            let now = process::wall_clock();
             format_memory(file.words(), limits, now)
                 .map_err(|err| ArenaError::new(path, ArenaProblem::Format(err)))?;
             // SAFETY: both are NUL-terminated paths.
@@ -336,7 +339,7 @@ impl ArenaFile {
     /// the file's holes so that the check backs no new pages.
     pub fn check(
         &self,
-        ns: &Namespace<'_, LinuxHost>,
+        ns: &Namespace<'_, SystemHost>,
         report: &mut dyn FnMut(usysv_core::Problem),
     ) -> usysv_core::CheckSummary {
         ns.check(&|offset, len| self.may_hold_data(offset, len), report)
@@ -351,8 +354,8 @@ impl ArenaFile {
     }
 
     /// Opens the namespace the arena holds, registering this process in it.
-    pub fn namespace(&self) -> Result<Namespace<'_, LinuxHost>, ArenaError> {
-        Namespace::open(self.words(), LinuxHost::for_arena(&self.path)).map_err(|err| {
+    pub fn namespace(&self) -> Result<Namespace<'_, SystemHost>, ArenaError> {
+        Namespace::open(self.words(), SystemHost::for_arena(&self.path)).map_err(|err| {
             let problem = match err {
                 OpenError::Format(err) => ArenaProblem::Format(err),
                 OpenError::NoProcessSlot => ArenaProblem::NoProcessSlot,
@@ -367,7 +370,7 @@ impl ArenaFile {
     pub fn remove(path: &Path) -> Result<(), ArenaError> {
         std::fs::remove_file(path)
             .map_err(|err| ArenaError::new(path, ArenaProblem::Io("unlink", err)))?;
-        super::segments::SegmentFiles::remove_all(path);
+        SegmentFiles::remove_all(path);
         Ok(())
     }
 

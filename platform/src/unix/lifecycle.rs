@@ -9,9 +9,10 @@
 //!   held still, each namespace reserves a slot for the child holding copies
 //!   of its attachment records ([`Namespace::fork_prepare`]);
 //! - child: bumps the fork generation, then claims those slots;
-//! - parent: if the fork failed, gives them up. glibc and musl leave a failed
-//!   fork's errno in place for the parent handlers; the prepare handler
-//!   cleared it, so a non-zero errno means failure.
+//! - parent: if the fork failed, gives them up. glibc, musl and DragonFly's
+//!   libthread_xu leave a failed fork's errno in place for the parent
+//!   handlers; the prepare handler cleared it, so a non-zero errno means
+//!   failure.
 //! - exit: each namespace settles the process's state ([`Namespace::exit`]),
 //!   freeing its slot when no other thread is left to use it.
 //!
@@ -25,9 +26,10 @@ use std::sync::Once;
 
 use usysv_core::{ForkSlot, Namespace};
 
-use super::LinuxHost;
+use super::SystemHost;
+use crate::os;
 
-type Ns = Namespace<'static, LinuxHost>;
+type Ns = Namespace<'static, SystemHost>;
 
 /// The process's open namespaces and the forks in progress, under `lock`.
 struct Process {
@@ -127,6 +129,8 @@ pub(crate) fn forget(ns: &Ns) {
     state.pending.retain(|&(open, _)| !std::ptr::eq(open, ns));
 }
 
+/// This thread's errno (`__errno_location`, which DragonFly's libc also
+/// exports, for language bindings, since 2019).
 fn errno() -> *mut i32 {
     // SAFETY: __errno_location has no preconditions.
     unsafe { libc::__errno_location() }
@@ -188,22 +192,10 @@ extern "C" fn child() {
 }
 
 extern "C" fn at_exit() {
-    let only_thread = threads() == Some(1);
+    let only_thread = os::process::threads() == Some(1);
     let held = Held::take();
     for &ns in &held.state().open {
         // SAFETY: listed namespaces are alive (see `Process`).
         unsafe { &*ns }.exit(only_thread);
     }
-}
-
-/// The number of threads in this process, from `/proc/self/stat`.
-fn threads() -> Option<u32> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    // Field 20, counted from the state (field 3).
-    after_name
-        .split_ascii_whitespace()
-        .nth(20 - 3)?
-        .parse()
-        .ok()
 }
