@@ -211,43 +211,56 @@ impl<'m> Arena<'m> {
     /// word-aligned, else [`Errno::CORRUPT`].
     #[inline]
     pub fn get<T: Record>(&self, off: Off<T>) -> Result<&'m T> {
-        let start = off.raw as usize;
-        let end = start.checked_add(T::SIZE as usize).ok_or(Errno::CORRUPT)?;
-        if start % 4 != 0 || end > self.words.len() * 4 {
-            return Err(Errno::CORRUPT);
-        }
-        let first = &self.words[start / 4];
-        // SAFETY: `start..end` is inside `self.words` (checked above) and 4-aligned,
-        // and `T: Record` is a `repr(C)` run of `Word`s with any bit pattern valid,
-        // so the words there are a valid `T` for as long as the slice is borrowed.
-        Ok(unsafe { &*(first as *const Word).cast::<T>() })
+        let words = self.words_at(off.raw, T::SIZE as usize / 4)?;
+        // SAFETY: `words` lies inside the arena and holds exactly `T::SIZE`
+        // bytes (`words_at`), 4-aligned, and `T: Record` is a `repr(C)` run of
+        // `Word`s with any bit pattern valid, so they are a valid `T` for as
+        // long as the arena is borrowed.
+        Ok(unsafe { &*words.as_ptr().cast::<T>() })
     }
 
     /// Resolves `count` consecutive records starting at `off`.
     pub fn slice<T: Record>(&self, off: Off<T>, count: u32) -> Result<&'m [T]> {
-        let start = off.raw as usize;
-        let bytes = (count as usize)
-            .checked_mul(T::SIZE as usize)
+        let len = (count as usize)
+            .checked_mul(T::SIZE as usize / 4)
             .ok_or(Errno::CORRUPT)?;
-        let end = start.checked_add(bytes).ok_or(Errno::CORRUPT)?;
-        if start % 4 != 0 || end > self.words.len() * 4 {
+        let words = self.words_at(off.raw, len)?;
+        // SAFETY: as in `get`: the words lie inside the arena, 4-aligned, and
+        // `count` records of `T` occupy exactly these `len` words.
+        Ok(unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<T>(), count as usize) })
+    }
+
+    /// The `len` words starting at byte offset `at`, which must be
+    /// word-aligned, all inside the arena, else [`Errno::CORRUPT`].
+    #[inline]
+    fn words_at(&self, at: u32, len: usize) -> Result<&'m [Word]> {
+        if at % 4 != 0 {
             return Err(Errno::CORRUPT);
         }
-        let words = &self.words[start / 4..end / 4];
-        // SAFETY: as in `get`: the range is inside the arena and aligned, and
-        // `count` records of `T` occupy exactly these words.
-        Ok(unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<T>(), count as usize) })
+        let first = (at / 4) as usize;
+        let end = first.checked_add(len).ok_or(Errno::CORRUPT)?;
+        self.words.get(first..end).ok_or(Errno::CORRUPT)
     }
 
     /// Copies `bytes` into the arena at word-aligned offset `at`, in little-endian
     /// words; the last word is zero-padded.
     pub(crate) fn write_bytes(&self, at: u32, bytes: &[u8]) -> Result<()> {
         let count = u32::try_from(bytes.len().div_ceil(4)).map_err(|_| Errno::CORRUPT)?;
-        let words = self.slice(Off::<Word>::new(at), count)?;
-        for (word, chunk) in words.iter().zip(bytes.chunks(4)) {
-            let mut quad = [0u8; 4];
-            quad[..chunk.len()].copy_from_slice(chunk);
-            word.set(u32::from_le_bytes(quad));
+        let mut words = self.slice(Off::<Word>::new(at), count)?.iter();
+        let quads = bytes.chunks_exact(4);
+        let tail = quads.remainder();
+        // The chunks lead the zip: it stops before taking the tail's word.
+        for (quad, word) in quads.zip(words.by_ref()) {
+            let mut le = [0u8; 4];
+            le.copy_from_slice(quad);
+            word.set(u32::from_le_bytes(le));
+        }
+        if let Some(word) = words.next() {
+            let mut le = [0u8; 4];
+            for (byte, &value) in le.iter_mut().zip(tail) {
+                *byte = value;
+            }
+            word.set(u32::from_le_bytes(le));
         }
         Ok(())
     }
@@ -255,10 +268,20 @@ impl<'m> Arena<'m> {
     /// Copies `out.len()` bytes out of the arena from word-aligned offset `at`.
     pub(crate) fn read_bytes(&self, at: u32, out: &mut [u8]) -> Result<()> {
         let count = u32::try_from(out.len().div_ceil(4)).map_err(|_| Errno::CORRUPT)?;
-        let words = self.slice(Off::<Word>::new(at), count)?;
-        for (word, chunk) in words.iter().zip(out.chunks_mut(4)) {
-            let quad = word.get().to_le_bytes();
-            chunk.copy_from_slice(&quad[..chunk.len()]);
+        let mut words = self.slice(Off::<Word>::new(at), count)?.iter();
+        let mut quads = out.chunks_exact_mut(4);
+        // The chunks lead the zip: it stops before taking the tail's word.
+        for (quad, word) in quads.by_ref().zip(words.by_ref()) {
+            quad.copy_from_slice(&word.get().to_le_bytes());
+        }
+        if let Some(word) = words.next() {
+            for (byte, value) in quads
+                .into_remainder()
+                .iter_mut()
+                .zip(word.get().to_le_bytes())
+            {
+                *byte = value;
+            }
         }
         Ok(())
     }
@@ -326,6 +349,16 @@ mod tests {
         );
         assert!(arena.write_bytes(8, &[1; 9]).is_err());
         assert!(arena.read_bytes(2, &mut out).is_err());
+
+        arena.write_bytes(0, b"abcdefgh").unwrap();
+        assert_eq!(mem[1].load(Ordering::Relaxed), u32::from_le_bytes(*b"efgh"));
+        assert_eq!(mem[2].load(Ordering::Relaxed), u32::from(b'o'), "untouched");
+        let mut whole = [0u8; 8];
+        arena.read_bytes(0, &mut whole).unwrap();
+        assert_eq!(&whole, b"abcdefgh");
+        let mut cut = [0u8; 7];
+        arena.read_bytes(0, &mut cut).unwrap();
+        assert_eq!(&cut, b"abcdefg");
     }
 
     #[test]
