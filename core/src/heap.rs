@@ -135,8 +135,10 @@ impl<'m, H: Host> Namespace<'m, H> {
         let class = class_for(u64::from(bytes) + u64::from(BLOCK_HEADER)).ok_or(Errno::ENOMEM)?;
         let size = class_size(class);
         let heap = self.heap()?;
+        // `class_for` gives no class past the last.
+        let free = heap.free.get(class).ok_or(Errno::ENOMEM)?;
         let mut txn = Txn::begin(self, &heap.lock)?;
-        let head = heap.free[class].get();
+        let head = free.get();
         let block = if head != 0 {
             let info = block_info(&self.arena, &self.layout, head, self.layout.heap_end)?;
             if info.allocated || info.class != class {
@@ -147,7 +149,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             if after != 0 && (after < self.layout.heap_start || after >= self.layout.heap_end) {
                 return Err(Errno::CORRUPT);
             }
-            txn.set(&heap.free[class], after)?;
+            txn.set(free, after)?;
             txn.set(next, 0)?;
             head
         } else {
@@ -163,9 +165,9 @@ impl<'m, H: Host> Namespace<'m, H> {
             txn.set(&heap.bump, end as u32)?;
             bump
         };
-        let header = self.arena.slice(Off::<Word>::new(block), 2)?;
-        txn.set(&header[0], tag(true, owner.kind, class))?;
-        txn.set(&header[1], owner.id)?;
+        let [tag_word, owner_word] = self.arena.get(Off::<[Word; 2]>::new(block))?;
+        txn.set(tag_word, tag(true, owner.kind, class))?;
+        txn.set(owner_word, owner.id)?;
         txn.set(&heap.used, heap.used.get().wrapping_add(size as u32))?;
         // The payload is unreachable until the caller publishes its offset, and
         // a rollback frees the block again: zero-filling it needs no journal.
@@ -189,14 +191,16 @@ impl<'m, H: Host> Namespace<'m, H> {
         let mut txn = Txn::begin(self, &heap.lock)?;
         let bump = heap.bump.get().min(self.layout.heap_end);
         let info = block_info(&self.arena, &self.layout, block, bump)?;
-        let header = self.arena.slice(Off::<Word>::new(block), 3)?;
-        if !info.allocated || info.owner_kind != owner.kind & 7 || header[1].get() != owner.id {
+        let [tag_word, owner_word, next_free] = self.arena.get(Off::<[Word; 3]>::new(block))?;
+        if !info.allocated || info.owner_kind != owner.kind & 7 || owner_word.get() != owner.id {
             return Err(Errno::CORRUPT);
         }
-        txn.set(&header[2], heap.free[info.class].get())?;
-        txn.set(&header[0], tag(false, 0, info.class))?;
-        txn.set(&header[1], 0)?;
-        txn.set(&heap.free[info.class], block)?;
+        // `block_info` gives no class past the last.
+        let free = heap.free.get(info.class).ok_or(Errno::CORRUPT)?;
+        txn.set(next_free, free.get())?;
+        txn.set(tag_word, tag(false, 0, info.class))?;
+        txn.set(owner_word, 0)?;
+        txn.set(free, block)?;
         txn.set(&heap.used, heap.used.get().wrapping_sub(info.size))?;
         txn.commit();
         Ok(())

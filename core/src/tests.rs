@@ -574,6 +574,14 @@ fn heap_allocates_reuses_and_runs_out_cleanly() {
         "double free"
     );
     assert_eq!(ns.heap_free(a + 4, owner).err(), Some(Errno::CORRUPT));
+    let tag = word(b - BLOCK_HEADER).load(Ordering::Relaxed);
+    word(b - BLOCK_HEADER).store(tag | 0x3f, Ordering::Relaxed);
+    assert_eq!(
+        ns.heap_free(b, owner).err(),
+        Some(Errno::CORRUPT),
+        "a size class past the last"
+    );
+    word(b - BLOCK_HEADER).store(tag, Ordering::Relaxed);
     let c = ns.heap_alloc(90, owner).unwrap();
     assert_eq!(c, a, "same class comes back from the free list");
     assert_eq!(word(c).load(Ordering::Relaxed), 0, "zero-filled");
