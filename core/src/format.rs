@@ -515,5 +515,13 @@ mod tests {
             Layout::compute(&bad),
             Err(FormatError::BadLimits(BadLimit { name: "semvmx", .. }))
         ));
+        let no_slots = Limits {
+            procs: 0,
+            ..DEFAULT_LIMITS
+        };
+        assert!(matches!(
+            Layout::compute(&no_slots),
+            Err(FormatError::BadLimits(BadLimit { name: "procs", .. }))
+        ));
     }
 }

@@ -56,6 +56,7 @@ mod tests_sem;
 mod tests_shm;
 
 use core::fmt;
+use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 pub use check::{Area, CheckSummary, Problem, Severity};
@@ -152,12 +153,15 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     fn attach(arena: Arena<'m>, layout: Layout, host: H) -> core::result::Result<Self, OpenError> {
+        // `Layout::compute` allows no fewer than one slot; none would leave
+        // no slot to take.
+        let procs = NonZeroU32::new(layout.limits.procs).ok_or(OpenError::NoProcessSlot)?;
         let registry = Registry::new(
             arena,
             Off::new(layout.registry),
             Off::new(layout.registry_summary()),
             Off::new(layout.registry_slots()),
-            layout.limits.procs,
+            procs,
         );
         let fork_generation = host.fork_generation();
         let process = host.current_process();

@@ -48,6 +48,7 @@
 //! leaves, or, for a process that died without leaving, by whoever reaps it
 //! (the lifecycle layer), after claiming it with [`Registry::claim_dead`].
 
+use core::num::NonZeroU32;
 use core::sync::atomic::Ordering;
 
 use crate::arena::{Arena, Off, Record, Word, Word64};
@@ -173,7 +174,7 @@ pub(crate) struct Registry<'m> {
     ever_used: Off<Word>,
     summary: Off<Word>,
     base: Off<ProcSlot>,
-    count: u32,
+    count: NonZeroU32,
 }
 
 impl<'m> Registry<'m> {
@@ -182,7 +183,7 @@ impl<'m> Registry<'m> {
         ever_used: Off<Word>,
         summary: Off<Word>,
         base: Off<ProcSlot>,
-        count: u32,
+        count: NonZeroU32,
     ) -> Self {
         Registry {
             arena,
@@ -213,7 +214,7 @@ impl<'m> Registry<'m> {
     }
 
     fn slot(&self, index: u32) -> Result<&'m ProcSlot> {
-        if index >= self.count {
+        if index >= self.count.get() {
             return Err(Errno::CORRUPT);
         }
         self.arena.get(self.base.index(index)?)
@@ -259,7 +260,7 @@ impl<'m> Registry<'m> {
     /// Claims a free slot for `process` (its `pid` set, nothing else).
     fn take_free(&self, process: ProcessId) -> Result<(u32, &'m ProcSlot)> {
         let first = process.pid % self.count;
-        for step in 0..self.count {
+        for step in 0..self.count.get() {
             let index = (first + step) % self.count;
             let slot = self.slot(index)?;
             if slot.pid.get() != 0 {
@@ -496,7 +497,7 @@ impl<'m> Registry<'m> {
                 Some(first + bit * step)
             })
         };
-        (0..self.count.div_ceil(1024))
+        (0..self.count.get().div_ceil(1024))
             .flat_map(move |summary| {
                 let first = summary * 1024;
                 set_bits(this.summary_word(first), first, 32)
