@@ -360,6 +360,23 @@ impl Wakes {
             len: 0,
         }
     }
+
+    /// Keeps `word` to wake once the lock is released, or wakes it now when
+    /// the batch is full.
+    fn push<H: Host>(&mut self, ns: &Namespace<'_, H>, word: &Word) {
+        match (ns.arena.offset_of(word), self.words.get_mut(self.len)) {
+            (Ok(offset), Some(room)) => {
+                *room = offset;
+                self.len += 1;
+            }
+            _ => ns.host.wake(word.atomic(), 1),
+        }
+    }
+
+    /// The offsets of the words kept.
+    fn offsets(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().take(self.len).copied()
+    }
 }
 
 /// Where a set's semaphores are.
@@ -763,8 +780,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             let attempt = self.attempt(
                 &mut st.locked.txn,
                 &st.view,
-                nsops,
-                |i| Ok(sops[i as usize]),
+                sops.iter().copied(),
                 pid,
                 adjustments,
             )?;
@@ -801,7 +817,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
     }
 
-    /// Tries `nsops` operations (the `i`th from `op(i)`) in order, as Linux
+    /// Tries the operations `ops` in order, as Linux
     /// `perform_atomic_semop_slow`, for process `pid` whose undo
     /// `adjustments` for the set are given if any operation has `SEM_UNDO`:
     /// on success the changes stay in the section's journal; otherwise they
@@ -810,16 +826,14 @@ impl<'m, H: Host> Namespace<'m, H> {
         &self,
         txn: &mut Txn<'_, 'm, H>,
         set: &SetView<'m>,
-        nsops: u32,
-        op: impl Fn(u32) -> Result<SemBuf>,
+        ops: impl Iterator<Item = SemBuf> + Clone,
         pid: u32,
         adjustments: Option<&'m [Word]>,
     ) -> Result<Attempt> {
         let semvmx = self.layout.limits.semvmx as i32;
         let savepoint = txn.savepoint();
         let mut outcome = Attempt::Done;
-        for index in 0..nsops {
-            let op = op(index)?;
+        for (index, op) in (0..).zip(ops.clone()) {
             let num = usize::from(op.sem_num);
             let word = set.value(num).ok_or(Errno::CORRUPT)?;
             let seen = word.get();
@@ -860,10 +874,8 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         match outcome {
             Attempt::Done => {
-                for index in 0..nsops {
-                    let pid_word = set
-                        .pid(usize::from(op(index)?.sem_num))
-                        .ok_or(Errno::CORRUPT)?;
+                for op in ops {
+                    let pid_word = set.pid(usize::from(op.sem_num)).ok_or(Errno::CORRUPT)?;
                     txn.set(pid_word, pid)?;
                 }
             }
@@ -888,7 +900,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     fn wake_all(&self, wakes: &Wakes) {
-        for &offset in &wakes.words[..wakes.len] {
+        for offset in wakes.offsets() {
             if let Ok(word) = self.arena.get(Off::<Word>::new(offset)) {
                 self.host.wake(word.atomic(), 1);
             }
@@ -938,14 +950,8 @@ impl<'m, H: Host> Namespace<'m, H> {
                             0 => None,
                             at => Some(self.relink_undo(txn, set, at, semid)?),
                         };
-                        let result = self.attempt(
-                            txn,
-                            set,
-                            nsops,
-                            |i| Ok(decode(&ops[i as usize])),
-                            pid,
-                            adjustments,
-                        )?;
+                        let result =
+                            self.attempt(txn, set, ops.iter().map(decode), pid, adjustments)?;
                         let status = match result {
                             Attempt::Blocked(index) => {
                                 // Informational (GETNCNT/GETZCNT): no journal needed.
@@ -964,13 +970,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                             txn.lend_overflow(0, 0)?;
                             let before = waiter.status.atomic().swap(status, Ordering::AcqRel);
                             if before == ASLEEP {
-                                if wakes.len < WAKE_BATCH {
-                                    wakes.words[wakes.len] =
-                                        self.arena.offset_of(&waiter.status)?;
-                                    wakes.len += 1;
-                                } else {
-                                    self.host.wake(waiter.status.atomic(), 1);
-                                }
+                                wakes.push(self, &waiter.status);
                             }
                             succeeded |= status == 0;
                             if altering && status == 0 {
@@ -1750,7 +1750,8 @@ impl<'m, H: Host> Namespace<'m, H> {
                 let word = st.view.value(index).ok_or(Errno::CORRUPT)?;
                 let pid_word = st.view.pid(index).ok_or(Errno::CORRUPT)?;
                 let value = (i64::from(word.get() & VALUE) + i64::from(delta))
-                    .clamp(0, i64::from(semvmx)) as u32;
+                    .max(0)
+                    .min(i64::from(semvmx)) as u32;
                 st.txn().set(word, (word.get() & !VALUE) | value)?;
                 st.txn().set(pid_word, pid)?;
             }
