@@ -392,13 +392,18 @@ struct Wakes {
 
 impl Wakes {
     fn push<H: Host>(&mut self, ns: &Namespace<'_, H>, word: &Word) {
-        match ns.arena.offset_of(word) {
-            Ok(offset) if self.len < self.words.len() => {
-                self.words[self.len] = offset;
+        match (ns.arena.offset_of(word), self.words.get_mut(self.len)) {
+            (Ok(offset), Some(room)) => {
+                *room = offset;
                 self.len += 1;
             }
             _ => ns.host.wake(word.atomic(), 1),
         }
+    }
+
+    /// The offsets of the words kept.
+    fn offsets(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().take(self.len).copied()
     }
 }
 
@@ -1304,9 +1309,8 @@ impl<'m, H: Host> Namespace<'m, H> {
                     Errno::E2BIG.raw() as u32
                 } else {
                     // The receiver reads these only once its status, below, is final.
-                    let n = len.min(receiver.room.get());
-                    self.arena
-                        .write_bytes(at + Receiver::SIZE, &data[..n as usize])?;
+                    let n = data.len().min(receiver.room.get() as usize);
+                    self.arena.write_bytes(at + Receiver::SIZE, &data[..n])?;
                     receiver.len.set(len);
                     receiver.mtype.set(mtype as u64);
                     txn.set(&queue.lrpid, receiver.pid.get())?;
@@ -1342,7 +1346,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     fn wake_receivers(&self, wakes: &Wakes) {
-        for &offset in &wakes.words[..wakes.len] {
+        for offset in wakes.offsets() {
             if let Ok(word) = self.arena.get(Off::<Word>::new(offset)) {
                 self.host.wake(word.atomic(), 1);
             }
