@@ -24,7 +24,7 @@ use core::fmt;
 
 use crate::arena::{Off, Record, Word};
 use crate::format;
-use crate::heap::{block_info, BLOCK_HEADER};
+use crate::heap::{block_info, BLOCK_HEADER, CLASSES};
 use crate::host::Host;
 use crate::ids::{bucket_of, table_view, Kind, ObjectSlot, KINDS, SEQ_MAX};
 use crate::limits::IPCMNI;
@@ -98,18 +98,32 @@ pub struct CheckSummary {
 /// A fixed bitset big enough for one table's slots.
 struct Seen([u32; (IPCMNI / 32) as usize]);
 
+// A table has at most IPCMNI slots (`Layout::compute` caps it there), so
+// every slot index has its bit; an index past them would be no slot's, and is
+// never fresh nor contained.
 impl Seen {
     fn insert(&mut self, index: u32) -> bool {
-        let word = &mut self.0[(index / 32) as usize];
         let bit = 1 << (index % 32);
-        let fresh = *word & bit == 0;
-        *word |= bit;
-        fresh
+        self.0.get_mut((index / 32) as usize).is_some_and(|word| {
+            let fresh = *word & bit == 0;
+            *word |= bit;
+            fresh
+        })
     }
 
     fn contains(&self, index: u32) -> bool {
-        self.0[(index / 32) as usize] & (1 << (index % 32)) != 0
+        self.0
+            .get((index / 32) as usize)
+            .is_some_and(|word| word & (1 << (index % 32)) != 0)
     }
+}
+
+/// A table's bitmap as one bit per slot, in slot order.
+fn bitmap_bits(bitmap: &[Word]) -> impl Iterator<Item = bool> + '_ {
+    bitmap.iter().flat_map(|word| {
+        let bits = word.get();
+        (0..32).map(move |bit| bits & (1 << bit) != 0)
+    })
 }
 
 /// Whether a slot before `stop` on the chain from `head` has `key` (keys are
@@ -286,8 +300,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                 ObjectSlot::SIZE,
             )
         };
-        for (index, slot) in (0u32..).zip(table.slots) {
-            let bit = table.bitmap[(index / 32) as usize].get() & (1 << (index % 32)) != 0;
+        for ((index, slot), bit) in (0u32..).zip(table.slots).zip(bitmap_bits(table.bitmap)) {
             if !bit && in_hole(index) {
                 continue;
             }
@@ -310,8 +323,11 @@ impl<'m, H: Host> Namespace<'m, H> {
             }
             self.check_lock(checker, area, Some(index), view.lock);
         }
-        for bit in table.layout.slot_count..table.bitmap.len() as u32 * 32 {
-            if table.bitmap[(bit / 32) as usize].get() & (1 << (bit % 32)) != 0 {
+        let past_end = (0u32..)
+            .zip(bitmap_bits(table.bitmap))
+            .skip(table.layout.slot_count as usize);
+        for (bit, set) in past_end {
+            if set {
                 checker.corrupt(area, Some(bit), "bitmap marks a slot past the table's end");
             }
         }
@@ -409,7 +425,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         let mut at = layout.heap_start;
         let mut allocated: u64 = 0;
-        let mut free_blocks = [0u32; 56];
+        let mut free_blocks = [0u32; CLASSES];
         while at < bump {
             match block_info(&self.arena, layout, at, bump) {
                 Ok(info) => {
@@ -422,8 +438,9 @@ impl<'m, H: Host> Namespace<'m, H> {
                                 "block leaked: the object it was allocated for no longer holds it",
                             );
                         }
-                    } else {
-                        free_blocks[info.class] += 1;
+                    } else if let Some(count) = free_blocks.get_mut(info.class) {
+                        // (`block_info` gives no class past the last.)
+                        *count += 1;
                     }
                     at += info.size;
                 }
@@ -433,7 +450,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         if allocated != u64::from(used) {
             checker.corrupt(area, None, "bytes-in-use count disagrees with the blocks");
         }
-        for (class, head) in heads.iter().enumerate() {
+        for (class, (head, free)) in heads.iter().zip(free_blocks).enumerate() {
             let mut link = *head;
             let mut listed = 0u32;
             while link != 0 {
@@ -449,7 +466,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                     }
                 };
                 listed += 1;
-                if listed > free_blocks[class] {
+                if listed > free {
                     checker.corrupt(
                         area,
                         Some(link),
@@ -463,7 +480,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                     .get(Off::<Word>::new(link + BLOCK_HEADER))
                     .map_or(0, Word::get);
             }
-            if listed < free_blocks[class] {
+            if listed < free {
                 checker.corrupt(area, None, "free block missing from its free list");
             }
         }

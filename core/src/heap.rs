@@ -35,7 +35,7 @@ use crate::lock::{LockRecord, Txn};
 use crate::Namespace;
 
 /// Size classes: 16 and 24 bytes times every power of two, up to the largest heap (3 GiB).
-const CLASSES: usize = 56;
+pub(crate) const CLASSES: usize = 56;
 
 /// Bytes of block header before the payload.
 pub const BLOCK_HEADER: u32 = 8;

@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use std::vec::Vec;
 
+use crate::arena::Record;
 use crate::heap::heap_bump;
 use crate::host::{Deadline, Host, Image, Liveness, ProcessId, Waiter, Wake};
+use crate::ids::ObjectSlot;
 use crate::perm::{IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE};
 use crate::sem::{SemQuery, Timeout, SEM_UNDO};
 use crate::*;
@@ -598,6 +600,73 @@ fn heap_allocates_reuses_and_runs_out_cleanly() {
     ns.heap_free(b, owner).unwrap();
     ns.heap_free(c, owner).unwrap();
     assert_eq!(ns.heap_used(), 0);
+    assert_clean(&ns);
+}
+
+#[test]
+fn check_reports_damaged_bitmaps_hash_chains_and_free_lists() {
+    let limits = small_limits();
+    let mem = memory(&limits);
+    let ns = Namespace::create(&mem, &limits, TestHost::family()).unwrap();
+    let word = |off: u32| &mem[(off / 4) as usize];
+    let problems = |ns: &Namespace<'_, TestHost>| {
+        let mut found = Vec::new();
+        ns.check(&|_, _| true, &mut |p| found.push((p.at, p.what)));
+        found
+    };
+    let table = ns.layout().tables[Kind::Sem as usize];
+
+    // The last bitmap word has bits for no slot.
+    let words = table.slot_count.div_ceil(32);
+    let past = words * 32 - 1;
+    assert!(past >= table.slot_count);
+    let last = word(table.bitmap + (words - 1) * 4);
+    last.fetch_or(1 << (past % 32), Ordering::Relaxed);
+    assert_eq!(
+        problems(&ns),
+        [(Some(past), "bitmap marks a slot past the table's end")]
+    );
+    last.fetch_and(!(1 << (past % 32)), Ordering::Relaxed);
+
+    word(table.bitmap).fetch_or(1 << 5, Ordering::Relaxed);
+    assert_eq!(
+        problems(&ns),
+        [(Some(5), "bitmap disagrees with the slot's state")]
+    );
+    word(table.bitmap).fetch_and(!(1 << 5), Ordering::Relaxed);
+
+    // A public key's slot chained to itself: `hash_next` follows the key.
+    let key = 0x5eed_c0de;
+    let id = ns.semget(key, 1, IPC_CREAT | 0o600, &USER).unwrap();
+    let index = id as u32 % limits::IPCMNI;
+    let slot = table.slots + index * ObjectSlot::SIZE;
+    let key_at = (slot..slot + ObjectSlot::SIZE)
+        .step_by(4)
+        .find(|&at| word(at).load(Ordering::Relaxed) == key as u32)
+        .unwrap();
+    let hash_next = word(key_at + 4);
+    assert_eq!(hash_next.load(Ordering::Relaxed), 0);
+    hash_next.store(index + 1, Ordering::Relaxed);
+    assert_eq!(
+        problems(&ns),
+        [(Some(index), "slot is on a hash chain twice (or in a cycle)")]
+    );
+    hash_next.store(0, Ordering::Relaxed);
+
+    // A free block listed as its own successor.
+    let owner = BlockOwner { kind: 6, id: 1 };
+    let payload = ns.heap_alloc(100, owner).unwrap();
+    ns.heap_free(payload, owner).unwrap();
+    let block = payload - BLOCK_HEADER;
+    word(payload).store(block, Ordering::Relaxed);
+    assert_eq!(
+        problems(&ns),
+        [(
+            Some(block),
+            "free list is longer than the free blocks (a cycle?)"
+        )]
+    );
+    word(payload).store(0, Ordering::Relaxed);
     assert_clean(&ns);
 }
 
