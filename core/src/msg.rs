@@ -382,30 +382,9 @@ struct QueueView<'m> {
     id: i32,
 }
 
-/// Receivers to wake once the lock is released (up to a batch; more are woken
-/// at once, and an early wake is harmless).
-#[derive(Default)]
-struct Wakes {
-    words: [u32; 8],
-    len: usize,
-}
-
-impl Wakes {
-    fn push<H: Host>(&mut self, ns: &Namespace<'_, H>, word: &Word) {
-        match (ns.arena.offset_of(word), self.words.get_mut(self.len)) {
-            (Ok(offset), Some(room)) => {
-                *room = offset;
-                self.len += 1;
-            }
-            _ => ns.host.wake(word.atomic(), 1),
-        }
-    }
-
-    /// The offsets of the words kept.
-    fn offsets(&self) -> impl Iterator<Item = u32> + '_ {
-        self.words.iter().take(self.len).copied()
-    }
-}
+/// Up to this many receivers are woken after the lock is released; more are
+/// woken at once.
+type Wakes = crate::handoff::Wakes<8>;
 
 impl<'m, H: Host> Namespace<'m, H> {
     fn queue_view(&self, object: &Object<'m>) -> QueueView<'m> {
@@ -648,7 +627,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             if both {
                 locked.txn.lock_nested(&queue.recv_lock)?;
             }
-            let mut wakes = Wakes::default();
+            let mut wakes = Wakes::new();
             let delivered =
                 waiting && self.deliver(&mut locked.txn, &q, mtype, data, &mut wakes)?;
             let old_ring = if delivered {
@@ -663,7 +642,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             locked.txn.checkpoint();
             Self::publish_tail(queue);
             locked.commit();
-            self.wake_receivers(&wakes);
+            wakes.wake(self);
             if let Some(ring) = old_ring {
                 self.free_ring(ring, msqid)?;
             }
@@ -1342,14 +1321,6 @@ impl<'m, H: Host> Namespace<'m, H> {
             };
             self.host.wake(receiver.status.atomic(), 1);
             at = receiver.next.get();
-        }
-    }
-
-    fn wake_receivers(&self, wakes: &Wakes) {
-        for offset in wakes.offsets() {
-            if let Ok(word) = self.arena.get(Off::<Word>::new(offset)) {
-                self.host.wake(word.atomic(), 1);
-            }
         }
     }
 

@@ -344,40 +344,8 @@ enum Attempt {
 }
 
 /// Up to this many sleepers are woken after the lock is released; more are
-/// woken at once (an early wake is harmless: a sleeper re-checks).
-const WAKE_BATCH: usize = 16;
-
-/// Futex words to wake once the lock is released.
-struct Wakes {
-    words: [u32; WAKE_BATCH],
-    len: usize,
-}
-
-impl Wakes {
-    fn new() -> Wakes {
-        Wakes {
-            words: [0; WAKE_BATCH],
-            len: 0,
-        }
-    }
-
-    /// Keeps `word` to wake once the lock is released, or wakes it now when
-    /// the batch is full.
-    fn push<H: Host>(&mut self, ns: &Namespace<'_, H>, word: &Word) {
-        match (ns.arena.offset_of(word), self.words.get_mut(self.len)) {
-            (Ok(offset), Some(room)) => {
-                *room = offset;
-                self.len += 1;
-            }
-            _ => ns.host.wake(word.atomic(), 1),
-        }
-    }
-
-    /// The offsets of the words kept.
-    fn offsets(&self) -> impl Iterator<Item = u32> + '_ {
-        self.words.iter().take(self.len).copied()
-    }
-}
+/// woken at once.
+type Wakes = crate::handoff::Wakes<16>;
 
 /// Where a set's semaphores are.
 #[derive(Clone, Copy)]
@@ -895,16 +863,8 @@ impl<'m, H: Host> Namespace<'m, H> {
         }
         self.stamp_otime(&mut st.locked.txn, &st.view)?;
         st.commit();
-        self.wake_all(&wakes);
+        wakes.wake(self);
         Ok(())
-    }
-
-    fn wake_all(&self, wakes: &Wakes) {
-        for offset in wakes.offsets() {
-            if let Ok(word) = self.arena.get(Off::<Word>::new(offset)) {
-                self.host.wake(word.atomic(), 1);
-            }
-        }
     }
 
     /// Walks the queue after the semaphores changed: wait-for-zero waiters
@@ -1137,7 +1097,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                 self.stamp_otime(&mut st.locked.txn, &st.view)?;
             }
             st.commit();
-            self.wake_all(&wakes);
+            wakes.wake(self);
         }
     }
 
@@ -1781,7 +1741,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             self.stamp_otime(&mut st.locked.txn, &st.view)?;
         }
         st.commit();
-        self.wake_all(&wakes);
+        wakes.wake(self);
         Ok(())
     }
 }
