@@ -56,6 +56,37 @@ fn build_module() -> PathBuf {
     target_dir.join(TARGET).join("wasm").join("usysv_wasm.wasm")
 }
 
+/// The function names of a module's `name` section (run together: enough to
+/// search), or `None` if it has none.
+fn function_names(module: &[u8]) -> Option<&[u8]> {
+    fn leb(bytes: &[u8], at: &mut usize) -> Option<usize> {
+        let mut value = 0;
+        for shift in (0..35).step_by(7) {
+            let byte = *bytes.get(*at)?;
+            *at += 1;
+            value |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    let mut at = 8;
+    while at < module.len() {
+        let id = module[at];
+        at += 1;
+        let size = leb(module, &mut at)?;
+        let section = module.get(at..at + size)?;
+        at += size;
+        let mut inner = 0;
+        let name_len = leb(section, &mut inner)?;
+        if id == 0 && section.get(inner..inner + name_len)? == b"name" {
+            return section.get(inner + name_len..);
+        }
+    }
+    None
+}
+
 /// Runs `command` with its output in files, killing it after `limit`.
 fn run_with_limit(mut command: Command, limit: Duration) -> (ExitStatus, String, String) {
     let stdout_path = tmp().join(format!("node-{}.out", std::process::id()));
@@ -95,8 +126,15 @@ fn run_with_limit(mut command: Command, limit: Duration) -> (ExitStatus, String,
 #[test]
 fn workers_share_one_memory_as_the_arena() {
     let module = build_module();
-    let size = std::fs::metadata(&module).unwrap().len();
-    eprintln!("{}: {size} bytes", module.display());
+    let bytes = std::fs::read(&module).unwrap();
+    eprintln!("{}: {} bytes", module.display(), bytes.len());
+    // Every panic path ends in core::panicking and the panic handler: the
+    // module has none if no function's name says "panic".
+    let names = function_names(&bytes).expect("the module keeps its function names");
+    assert!(
+        !names.windows(5).any(|name| name == b"panic"),
+        "a panic path is left in the module (a function named panic...)"
+    );
 
     let mut node = Command::new("node");
     node.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/workers.js"))
