@@ -2,17 +2,16 @@
 //! the objects the sequence made, some with hostile arguments (stale and
 //! made-up ids, bad sizes, counts, types, flags and timeouts).
 
+use libc::{
+    GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_SET,
+    IPC_STAT, MSG_COPY, MSG_EXCEPT, MSG_NOERROR, SETALL, SETVAL, SHM_RDONLY,
+};
+
 use super::call::{Call, Step, Target};
 use crate::Rng;
 
-const IPC_CREAT: i32 = 0o1000;
-const IPC_EXCL: i32 = 0o2000;
-const IPC_NOWAIT: i32 = 0o4000;
-const SEM_UNDO: i16 = 0x1000;
-const MSG_NOERROR: i32 = 0o10000;
-const MSG_EXCEPT: i32 = 0o20000;
-const MSG_COPY: i32 = 0o40000;
-const SHM_RDONLY: i32 = 0o10000;
+/// `SEM_UNDO`, as `sem_flg` holds it.
+const SEM_UNDO: i16 = libc::SEM_UNDO as i16;
 
 /// Keys a sequence shares between its workers (besides `IPC_PRIVATE`).
 const KEYS: [i32; 3] = [0x5d1f_0001, 0x5d1f_0002, 0x5d1f_0003];
@@ -135,15 +134,17 @@ impl Gen<'_> {
                 }
             }
             _ => {
-                // GETVAL, GETALL, GETNCNT, GETZCNT, GETPID, SETVAL, SETALL,
-                // IPC_STAT, IPC_SET, IPC_RMID, and a command that is none.
-                let cmd = self.pick(&[12, 13, 14, 15, 11, 16, 16, 17, 2, 1, 0, 99]);
+                // 99 is no command.
+                let cmd = self.pick(&[
+                    GETVAL, GETALL, GETNCNT, GETZCNT, GETPID, SETVAL, SETVAL, SETALL, IPC_STAT,
+                    IPC_SET, IPC_RMID, 99,
+                ]);
                 Call::SemCtl {
                     id: self.target(is_sem),
                     num: self.pick(&[0, 0, 1, 2, -1]),
                     cmd,
                     arg: match cmd {
-                        1 => self.pick(&[0o600, 0o666, 0o400, 0o1777]),
+                        IPC_SET => self.pick(&[0o600, 0o666, 0o400, 0o1777]),
                         _ => self.pick(&[0, 1, 2, 5, 32767, 32768, -1]),
                     },
                 }
@@ -185,7 +186,8 @@ impl Gen<'_> {
             }
             _ => Call::MsgCtl {
                 id: self.target(is_msg),
-                cmd: self.pick(&[2, 2, 1, 0, 99]),
+                // 99 is no command.
+                cmd: self.pick(&[IPC_STAT, IPC_STAT, IPC_SET, IPC_RMID, 99]),
                 arg: self.pick(&[0o600, 0o666, 0o400]),
                 qbytes: self.pick(&[16384, 100, 1, 0, 20000]),
             },
@@ -209,8 +211,8 @@ impl Gen<'_> {
             },
             5 | 6 => Call::ShmCtl {
                 id: self.target(is_shm),
-                // IPC_STAT, IPC_SET, IPC_RMID, and a command that is none.
-                cmd: self.pick(&[2, 2, 1, 0, 99]),
+                // 99 is no command.
+                cmd: self.pick(&[IPC_STAT, IPC_STAT, IPC_SET, IPC_RMID, 99]),
                 arg: self.pick(&[0o600, 0o666, 0o400]),
             },
             7 | 8 => Call::Poke {

@@ -16,16 +16,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 
+use libc::{GETALL, GETNCNT, GETPID, GETZCNT, IPC_SET, IPC_STAT, MSG_COPY, SETALL};
+
 use super::call::{Call, Target};
 
-const IPC_SET: i32 = 1;
-const IPC_STAT: i32 = 2;
-const GETPID: i32 = 11;
-const GETALL: i32 = 13;
-const GETNCNT: i32 = 14;
-const GETZCNT: i32 = 15;
-const SETALL: i32 = 17;
-const MSG_COPY: i32 = 0o40000;
 /// `semctl`'s GETALL and SETALL buffers: SEMMSL's default, so any set fits.
 const MAX_SEMS: usize = 32_000;
 /// Largest message buffer (MSGMAX is 8192; bigger sizes are refused first).
