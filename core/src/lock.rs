@@ -78,16 +78,30 @@ pub struct JournalEntry {
 // SAFETY: `repr(C)`, two words, no padding.
 unsafe impl Record for JournalEntry {}
 
-/// A lock and its journal of up to `N` pre-images.
+/// A lock's words before its journal.
 #[repr(C)]
-pub struct LockRecord<const N: usize> {
+pub(crate) struct LockHead {
     owner: Word,
     journal_len: Word,
-    /// Where entries past the `N` inline ones go: the offset of an array of
+    /// Where entries past the inline ones go: the offset of an array of
     /// [`JournalEntry`] lent by the holder for one critical section (0: none).
     overflow: Word,
     /// How many entries the overflow array holds.
     overflow_capacity: Word,
+}
+
+impl LockHead {
+    fn release<H: Host>(&self, ns: &Namespace<'_, H>) {
+        if self.owner.atomic().swap(0, Ordering::Release) & CONTENDED != 0 {
+            ns.host.wake(self.owner.atomic(), 1);
+        }
+    }
+}
+
+/// A lock and its journal of up to `N` pre-images.
+#[repr(C)]
+pub struct LockRecord<const N: usize> {
+    head: LockHead,
     journal: [JournalEntry; N],
 }
 
@@ -98,17 +112,14 @@ impl<const N: usize> LockRecord<N> {
     /// The lock as the capacity-free view that transactions use.
     pub(crate) fn view(&self) -> LockView<'_> {
         LockView {
-            owner: &self.owner,
-            journal_len: &self.journal_len,
-            overflow: &self.overflow,
-            overflow_capacity: &self.overflow_capacity,
+            head: &self.head,
             journal: &self.journal,
         }
     }
 
     /// The owner's tag, or `None` when free (for checks).
     pub(crate) fn owner(&self) -> Option<Tag> {
-        match self.owner.get() & !CONTENDED {
+        match self.head.owner.get() & !CONTENDED {
             0 => None,
             raw => Some(Tag::from_raw(raw)),
         }
@@ -116,22 +127,20 @@ impl<const N: usize> LockRecord<N> {
 
     /// The number of journal entries (for checks; 0 unless a holder is at work or died).
     pub(crate) fn journal_len(&self) -> u32 {
-        self.journal_len.get()
+        self.head.journal_len.get()
     }
 
     /// How many entries the journal can hold now, overflow included.
     pub(crate) fn capacity(&self) -> u32 {
-        (N as u32).saturating_add(self.overflow_capacity.get())
+        (N as u32).saturating_add(self.head.overflow_capacity.get())
     }
 }
 
-/// A lock of any journal capacity.
+/// A lock of any journal capacity: two references, so that a transaction
+/// is small enough to move in registers.
 #[derive(Clone, Copy)]
 pub(crate) struct LockView<'m> {
-    owner: &'m Word,
-    journal_len: &'m Word,
-    overflow: &'m Word,
-    overflow_capacity: &'m Word,
+    head: &'m LockHead,
     journal: &'m [JournalEntry],
 }
 
@@ -142,17 +151,17 @@ impl<'m> LockView<'m> {
             return Ok(entry);
         }
         let beyond = index - self.journal.len() as u32;
-        if beyond >= self.overflow_capacity.get() {
+        if beyond >= self.head.overflow_capacity.get() {
             return Err(Errno::CORRUPT);
         }
         ns.arena
-            .get(Off::<JournalEntry>::new(self.overflow.get()).index(beyond)?)
+            .get(Off::<JournalEntry>::new(self.head.overflow.get()).index(beyond)?)
     }
 
     /// Rolls the journal back to `keep` entries (newest entry first). A journal
     /// whose length or offsets are impossible is emptied, and reported.
     fn roll_back_to<H: Host>(&self, ns: &Namespace<'m, H>, keep: u32) -> Result<()> {
-        let len = self.journal_len.get();
+        let len = self.head.journal_len.get();
         let mut outcome = Ok(());
         for index in (keep..len).rev() {
             let restored = self.entry(ns, index).and_then(|entry| {
@@ -166,34 +175,35 @@ impl<'m> LockView<'m> {
             }
         }
         let keep = if outcome.is_ok() { keep } else { 0 };
-        self.journal_len.atomic().store(keep, Ordering::Release);
+        self.head
+            .journal_len
+            .atomic()
+            .store(keep, Ordering::Release);
         outcome
     }
 
     /// Rolls the whole journal back and forgets the overflow array.
     fn roll_back<H: Host>(&self, ns: &Namespace<'m, H>) -> Result<()> {
         let outcome = self.roll_back_to(ns, 0);
-        self.overflow.atomic().store(0, Ordering::Release);
-        self.overflow_capacity.set(0);
+        self.head.overflow.atomic().store(0, Ordering::Release);
+        self.head.overflow_capacity.set(0);
         outcome
     }
 
     /// Empties the journal: everything so far is permanent.
     fn forget(&self) {
-        self.journal_len.atomic().store(0, Ordering::Release);
+        self.head.journal_len.atomic().store(0, Ordering::Release);
     }
 
     fn release<H: Host>(&self, ns: &Namespace<'m, H>) {
-        if self.owner.atomic().swap(0, Ordering::Release) & CONTENDED != 0 {
-            ns.host.wake(self.owner.atomic(), 1);
-        }
+        self.head.release(ns);
     }
 
     /// Takes the lock. When its owner is found dead, `parent` (the lock that
     /// covers this one's words, if any) is taken first, then this lock is taken
     /// over and rolled back.
     fn acquire<H: Host>(&self, ns: &Namespace<'m, H>, parent: Option<LockView<'m>>) -> Result<()> {
-        let word = self.owner.atomic();
+        let word = self.head.owner.atomic();
         let me = ns.identity()?.0.raw();
         if word
             .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
@@ -280,6 +290,7 @@ impl<'m> LockView<'m> {
             parent.acquire(ns, None)?;
         }
         let won = self
+            .head
             .owner
             .atomic()
             .compare_exchange(
@@ -314,7 +325,7 @@ pub struct Txn<'n, 'm, H: Host> {
     ns: &'n Namespace<'m, H>,
     outer: LockView<'m>,
     /// Inner locks held until the outer journal is committed (table → object → heap: at most two).
-    inner: [Option<LockView<'m>>; 2],
+    inner: [Option<&'m LockHead>; 2],
     /// Whether the locks are still held (false once committed).
     held: bool,
 }
@@ -364,7 +375,7 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
         // This section holds the parent already (and recovered it if need be),
         // so a dead inner holder's changes are covered by the parent's journal.
         view.acquire(self.ns, None)?;
-        self.inner[free] = Some(view);
+        self.inner[free] = Some(view.head);
         Ok(())
     }
 
@@ -376,12 +387,13 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
         if old == value {
             return Ok(());
         }
-        let len = self.outer.journal_len.get();
+        let len = self.outer.head.journal_len.get();
         let entry = self.outer.entry(self.ns, len).map_err(|_| Errno::ENOMEM)?;
         entry.offset.set(self.ns.arena.offset_of(word)?);
         entry.old.set(old);
         // Ordering 2 (module docs): the entry before the length, the length before the value.
         self.outer
+            .head
             .journal_len
             .atomic()
             .store(len + 1, Ordering::Release);
@@ -396,11 +408,12 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
         let offset = self.ns.arena.offset_of(word)?;
         loop {
             let old = word.get();
-            let len = self.outer.journal_len.get();
+            let len = self.outer.head.journal_len.get();
             let entry = self.outer.entry(self.ns, len).map_err(|_| Errno::ENOMEM)?;
             entry.offset.set(offset);
             entry.old.set(old);
             self.outer
+                .head
                 .journal_len
                 .atomic()
                 .store(len + 1, Ordering::Release);
@@ -413,6 +426,7 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
             }
             // Changed under us: withdraw the entry and try again.
             self.outer
+                .head
                 .journal_len
                 .atomic()
                 .store(len, Ordering::Release);
@@ -424,12 +438,13 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
     /// for a section that changes more words than the lock's inline journal
     /// holds. Only while the inline journal is not yet full.
     pub fn lend_overflow(&mut self, entries: u32, capacity: u32) -> Result<()> {
-        if self.outer.journal_len.get() as usize > self.outer.journal.len() {
+        if self.outer.head.journal_len.get() as usize > self.outer.journal.len() {
             return Err(Errno::EINVAL);
         }
-        self.outer.overflow_capacity.set(capacity);
+        self.outer.head.overflow_capacity.set(capacity);
         // Published before any entry goes there; a recoverer reads it after the owner died.
         self.outer
+            .head
             .overflow
             .atomic()
             .store(entries, Ordering::Release);
@@ -438,7 +453,7 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
 
     /// The number of entries written so far: a point to roll back to.
     pub fn savepoint(&self) -> Savepoint {
-        Savepoint(self.outer.journal_len.get())
+        Savepoint(self.outer.head.journal_len.get())
     }
 
     /// Undoes every change made since `savepoint`, keeping the locks.
@@ -466,7 +481,11 @@ impl<'n, 'm, H: Host> Txn<'n, 'm, H> {
 
     /// Makes every change permanent and releases the locks.
     pub fn commit(mut self) {
-        self.outer.journal_len.atomic().store(0, Ordering::Release);
+        self.outer
+            .head
+            .journal_len
+            .atomic()
+            .store(0, Ordering::Release);
         self.release_all();
     }
 
