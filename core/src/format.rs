@@ -47,7 +47,7 @@ use crate::registry::SLOT_SIZE;
 pub const MAGIC: [u32; 2] = [u32::from_le_bytes(*b"usys"), u32::from_le_bytes(*b"v-ar")];
 
 /// The format this build reads and writes (see the module documentation).
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 
 const BLANK: u32 = 0;
 const INITIALISING: u32 = 1;

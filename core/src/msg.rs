@@ -70,6 +70,13 @@
 //! that side's lock publishes it again. Ring replacement holds both locks and
 //! journals the copies with everything else.
 //!
+//! Each side also keeps the other's copy as it **last read** it, and reads
+//! the other side's line again only when that says the queue is empty (for
+//! a receiver) or full (for a sender). A receiver that has taken every
+//! message it knew of waits a few spins first, so that a streaming sender
+//! publishes several messages on a line it keeps, and the receiver learns of
+//! them at one read.
+//!
 //! The rare transitions take both locks, so the common paths need no fence:
 //! a receiver starts to wait by looking once more and linking itself with
 //! both held (a sender sees waiting receivers under its own lock alone), and
@@ -147,8 +154,8 @@ pub struct MsgInfo {
 /// A queue's part of its object slot, placed by cache line: `qbytes` on the
 /// slot header's line (only read), then a line that senders write once per
 /// message and receivers read, the send side's own line, and the receive
-/// side's words and its lock on the lines after (checked below). Each side
-/// reads the other's line only to learn something new there, so that a
+/// side's words and its lock on the two lines after (checked below). Each
+/// side reads the other's line only to learn something new there, so that a
 /// receiver watching for a message does not take the send side's line away
 /// from a sender at every store, nor a sender the receive side's.
 #[repr(C)]
@@ -158,11 +165,7 @@ struct Queue {
     // Published by senders for receivers.
     /// The tail as receivers may use it: stored once a send has committed.
     pub_tail: Word,
-    /// The ring: offset (0 until the first send) and capacity, changed only
-    /// under both locks (the send side keeps its own copies).
-    ring: Word,
-    capacity: Word,
-    _pub_line: [Word; 13],
+    _pub_line: [Word; 15],
     // The send side, under the object lock.
     /// The byte offset of the ring's free run, and the value last stored to
     /// `pub_tail` (a sender that died between its commit and its store
@@ -188,8 +191,10 @@ struct Queue {
     seen_head: Word,
     seen_recv_count: Word,
     seen_recv_bytes: Word,
+    /// Senders asleep waiting for room (see `send_seq`).
+    senders_asleep: Word,
     /// Fills the send side's cache line.
-    _send_line: [Word; 2],
+    _send_line: Word,
     // The receive side, under the receive lock.
     /// The byte offset of the first record, and the copy senders read.
     head: Word,
@@ -202,11 +207,16 @@ struct Queue {
     lrpid: Word,
     rtime: Word64,
     /// Bumped after a receive while senders wait (they count themselves
-    /// under both locks); the senders waiting, spinning or asleep; those
-    /// asleep.
+    /// under both locks); the senders waiting, spinning or asleep.
     send_seq: Word,
     senders_waiting: Word,
-    senders_asleep: Word,
+    /// `pub_tail` as receivers last read it: they take the records before
+    /// it without reading the published line again.
+    seen_tail: Word,
+    /// The ring: offset (0 until the first send) and capacity, changed only
+    /// under both locks (the send side keeps its own copies).
+    ring: Word,
+    capacity: Word,
     recv_lock: LockRecord<RECV_JOURNAL>,
 }
 
@@ -214,8 +224,9 @@ struct Queue {
 unsafe impl Record for Queue {}
 
 /// The receive lock's journal: a receive changes at most a record's state,
-/// the head, two counters, the pid and the time (two words).
-const RECV_JOURNAL: usize = 8;
+/// the head, two counters, the pid and the time (two words); unlinking a
+/// receiver, two links.
+const RECV_JOURNAL: usize = 7;
 
 /// The ext words at the end of a queue's slot that outlive the queue: the
 /// receive lock (see [`crate::ids`]).
@@ -225,6 +236,7 @@ const _: () = {
     assert!(size_of::<Queue>() == EXT_WORDS * 4);
     assert!(offset_of!(Queue, recv_lock) == (EXT_WORDS - KEPT_EXT_WORDS) * 4);
     assert!((EXT_OFFSET + offset_of!(Queue, pub_tail)) % 64 == 0);
+    assert!((EXT_OFFSET + offset_of!(Queue, recv_lock) + 8) % 64 == 0);
     assert!((EXT_OFFSET + offset_of!(Queue, tail)) % 64 == 0);
     assert!((EXT_OFFSET + offset_of!(Queue, head)) % 64 == 0);
 };
@@ -283,6 +295,11 @@ const RECHECK_NS: u64 = 100_000_000;
 /// processor offered to others between rounds.
 const SPINS: u32 = 500;
 const SPIN_ROUNDS: u32 = 4;
+/// Spins a receiver waits, having taken every message it knew of, before it
+/// reads the published tail again: a sender in the middle of a send then
+/// finishes it, and more, without losing the published line to the
+/// receiver at each one, and the receiver learns of several at one read.
+const PATIENCE: u32 = 16;
 
 /// `base + offset`, both read from the arena: an overflow is corruption.
 fn at(base: u32, offset: u32) -> Result<u32> {
@@ -545,6 +562,38 @@ impl<'m, H: Host> Namespace<'m, H> {
         Ok(best)
     }
 
+    /// The message `search` takes among those published: the first up to the
+    /// tail the receive side last read, then, if none, up to the tail
+    /// published now, read after [`PATIENCE`] spins if `patient`. (The lowest
+    /// type is looked for up to the tail published now: a lower one may
+    /// follow.) Returns the tail searched up to. Under the receive lock.
+    fn find_published(
+        &self,
+        queue: &Queue,
+        search: Search,
+        patient: bool,
+    ) -> Result<(u32, Option<Found>)> {
+        let seen = queue.seen_tail.get();
+        let lowest = matches!(search, Search::LessEqual(_));
+        if !lowest {
+            if let Some(found) = self.find(queue, search, seen)? {
+                return Ok((seen, Some(found)));
+            }
+            if patient {
+                for _ in 0..PATIENCE {
+                    core::hint::spin_loop();
+                }
+            }
+        }
+        let tail = queue.pub_tail.atomic().load(Ordering::Acquire);
+        if tail == seen && !lowest {
+            return Ok((seen, None));
+        }
+        // A hint, not journaled: any published tail is one the queue has had.
+        queue.seen_tail.atomic().store(tail, Ordering::Relaxed);
+        Ok((tail, self.find(queue, search, tail)?))
+    }
+
     /// Whether a message of `len` bytes fits (Linux `msg_fits_inqueue`) when
     /// `taken` messages of `taken_bytes` bytes have left (under the send lock).
     fn fits(queue: &Queue, len: u32, taken: u32, taken_bytes: u32) -> bool {
@@ -805,6 +854,7 @@ impl<'m, H: Host> Namespace<'m, H> {
             (&queue.seen_head, 0),
             (&queue.tail, live),
             (&queue.pub_tail, live),
+            (&queue.seen_tail, live),
             (&queue.published, live),
         ] {
             txn.set(word, value)?;
@@ -931,8 +981,8 @@ impl<'m, H: Host> Namespace<'m, H> {
                 return Err(Errno::EACCES);
             }
             let queue = self.queue_view(&object).queue;
-            let end = queue.pub_tail.atomic().load(Ordering::Acquire);
-            if let Some(found) = self.find(queue, search, end)? {
+            let (end, found) = self.find_published(queue, search, !spun)?;
+            if let Some(found) = found {
                 if u64::from(found.len) > bufsz as u64 {
                     if flags & MSG_NOERROR == 0 {
                         return Err(Errno::E2BIG);

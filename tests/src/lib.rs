@@ -311,7 +311,7 @@ pub fn bad_arena_files(dir: &TempDir) -> Vec<(PathBuf, &'static str)> {
         (
             "version",
             patched(8, 9),
-            "usysv arena format version 9, but this usysv reads version 7",
+            "usysv arena format version 9, but this usysv reads version 8",
         ),
         (
             "limits",
