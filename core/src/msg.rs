@@ -651,6 +651,9 @@ impl<'m, H: Host> Namespace<'m, H> {
             return Err(Errno::EINVAL);
         }
         let pid = self.identity()?.1;
+        if let Some(object) = self.peek_object(Kind::Msg, msqid) {
+            self.prefetch_tail(object.ext_as::<Queue>(), record_size(len));
+        }
         loop {
             let (mut locked, q) = self.lock_send(msqid)?;
             let queue = q.queue;
@@ -696,6 +699,21 @@ impl<'m, H: Host> Namespace<'m, H> {
                 self.free_ring(ring, msqid)?;
             }
             return Ok(());
+        }
+    }
+
+    /// Fetches for writing the lines a record of `size` bytes will most
+    /// likely take, read without the lock (hints only), so that their
+    /// transfer from the core of a receiver, which read them a lap ago,
+    /// overlaps with taking the lock.
+    fn prefetch_tail(&self, queue: &Queue, size: u32) {
+        let (ring, capacity) = (queue.send_ring.get(), queue.send_capacity.get());
+        let tail = queue.tail.get();
+        let end = tail.saturating_add(size).min(capacity);
+        for at in (tail..end).step_by(64) {
+            if let Ok(word) = self.arena.get(Off::<Word>::new(ring.wrapping_add(at))) {
+                word.prefetch_for_write();
+            }
         }
     }
 
