@@ -3,22 +3,19 @@
 //! waker stores a final value (0 or an errno) and wakes the waiter only if
 //! it found `ASLEEP`, once it has released the lock ([`Wakes`]).
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::AtomicU32;
 
 use crate::arena::{Off, Word};
 use crate::host::{Deadline, Host, Wake};
+use crate::protocol;
+pub(crate) use crate::protocol::{ASLEEP, WAITING};
 use crate::Namespace;
-
-/// Status of a queued waiter that may be spinning.
-pub(crate) const WAITING: u32 = u32::MAX;
-/// Status of a queued waiter that sleeps on the futex (the waker must wake it).
-pub(crate) const ASLEEP: u32 = u32::MAX - 1;
 
 /// Waits for `status` to hold a final value: `rounds` rounds of `spins`
 /// reads, yielding the core between rounds, then — still not final — marks
-/// it `ASLEEP` and sleeps until it changes or the deadline `until()` passes.
-/// Returns how the sleep ended (`Woken` when there was none); the caller
-/// reads the word again and decides.
+/// it `ASLEEP` and sleeps until it changes or the deadline `until()` passes
+/// ([`protocol::await_status`]). Returns how the sleep ended (`Woken` when
+/// there was none); the caller reads the word again and decides.
 pub(crate) fn await_status<H: Host>(
     host: &H,
     status: &AtomicU32,
@@ -26,23 +23,15 @@ pub(crate) fn await_status<H: Host>(
     spins: u32,
     until: impl FnOnce() -> Deadline,
 ) -> Wake {
-    for _ in 0..rounds {
-        for _ in 0..spins {
-            if status.load(Ordering::Acquire) < ASLEEP {
-                return Wake::Woken;
-            }
-            core::hint::spin_loop();
-        }
-        host.yield_now();
-    }
-    let marked = status
-        .compare_exchange(WAITING, ASLEEP, Ordering::AcqRel, Ordering::Acquire)
-        .map_or_else(|seen| seen == ASLEEP, |_| true);
-    if marked {
-        host.wait(status, ASLEEP, Some(until()))
-    } else {
-        Wake::Woken
-    }
+    let mut woke = Wake::Woken;
+    protocol::await_status(
+        status,
+        rounds,
+        spins,
+        || host.yield_now(),
+        |word, value| woke = host.wait(word, value, Some(until())),
+    );
+    woke
 }
 
 /// Status words to wake once the lock is released, kept as arena offsets: up

@@ -28,6 +28,11 @@
 extern crate std;
 
 pub mod arena;
+/// The atomics [`protocol`] is written over: the processor's here, loom's
+/// in `core/tests/loom.rs`.
+mod atomic {
+    pub(crate) use core::sync::atomic::{AtomicU32, Ordering};
+}
 mod check;
 pub mod checkpoint;
 #[cfg(feature = "conformance")]
@@ -43,6 +48,7 @@ pub mod limits;
 mod lock;
 pub mod msg;
 pub mod perm;
+mod protocol;
 mod registry;
 pub mod sem;
 pub mod shm;

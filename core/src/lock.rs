@@ -49,16 +49,14 @@
 //!    empties the journal last, so a recoverer that dies in turn leaves work the
 //!    next one redoes.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::arena::{Off, Record, Word};
 use crate::errno::{Errno, Result};
 use crate::host::{Deadline, Host};
+use crate::protocol::{self, LockWait, Locked, Watch, CONTENDED};
 use crate::registry::{Owner, Tag};
 use crate::Namespace;
-
-/// Set in the owner word when a process sleeps waiting for the lock.
-const CONTENDED: u32 = 1 << 31;
 
 /// How many times an acquirer re-reads a held lock before it yields its
 /// core, and how many times it yields before it sleeps.
@@ -92,9 +90,63 @@ pub(crate) struct LockHead {
 
 impl LockHead {
     fn release<H: Host>(&self, ns: &Namespace<'_, H>) {
-        if self.owner.atomic().swap(0, Ordering::Release) & CONTENDED != 0 {
+        if protocol::unlock(self.owner.atomic()) {
             ns.host.wake(self.owner.atomic(), 1);
         }
+    }
+}
+
+/// How a caller waits for a held lock: it sleeps, and once the same owner
+/// has held the lock for [`LIVENESS_INTERVAL_NS`], asks whether that owner
+/// still lives.
+struct Watcher<'n, 'm, H: Host> {
+    ns: &'n Namespace<'m, H>,
+    /// The owner watched and when to ask about it.
+    watched: Option<(u32, Deadline)>,
+}
+
+impl<H: Host> Watcher<'_, '_, H> {
+    /// When to ask whether the owner that `seen` names lives.
+    fn deadline(&mut self, seen: u32) -> Deadline {
+        let owner = seen & !CONTENDED;
+        match self.watched {
+            Some((watched, deadline)) if watched == owner => deadline,
+            _ => {
+                let deadline = Deadline::after(self.ns.host.now(), LIVENESS_INTERVAL_NS);
+                self.watched = Some((owner, deadline));
+                deadline
+            }
+        }
+    }
+}
+
+impl<H: Host> LockWait for Watcher<'_, '_, H> {
+    fn relax(&mut self) {
+        self.ns.host.yield_now();
+    }
+
+    fn watch(&mut self, seen: u32) -> Watch {
+        let owner = Tag::from_raw(seen & !CONTENDED);
+        // A freed or garbage owner slot is cheap to see; asking the host
+        // whether a process lives is a system call, made only when the
+        // owner has held the lock for a whole interval.
+        let deadline = self.deadline(seen);
+        if self.ns.registry.owner(owner) == Owner::Gone {
+            return Watch::Dead;
+        }
+        if self.ns.host.now() >= deadline {
+            if self.ns.registry.owner_is_dead(&self.ns.host, owner) {
+                return Watch::Dead;
+            }
+            self.watched = None;
+            return Watch::Again;
+        }
+        Watch::Sleep
+    }
+
+    fn sleep(&mut self, word: &AtomicU32, value: u32) {
+        let deadline = self.deadline(value);
+        self.ns.host.wait(word, value, Some(deadline));
     }
 }
 
@@ -203,79 +255,14 @@ impl<'m> LockView<'m> {
     /// covers this one's words, if any) is taken first, then this lock is taken
     /// over and rolled back.
     fn acquire<H: Host>(&self, ns: &Namespace<'m, H>, parent: Option<LockView<'m>>) -> Result<()> {
-        let word = self.head.owner.atomic();
         let me = ns.identity()?.0.raw();
-        if word
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            return Ok(());
-        }
         // Spinning, and yielding between spins so that a holder that lost
         // its core gets it back: a lock is held for a short section, and a
         // caller asleep on it would let those on a core overtake it.
-        for _ in 0..YIELDS {
-            for _ in 0..SPINS {
-                core::hint::spin_loop();
-                if word.load(Ordering::Relaxed) == 0
-                    && word
-                        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    return Ok(());
-                }
-            }
-            ns.host.yield_now();
-        }
-        // Held for a while: sleep, and once the same owner has held it for
-        // LIVENESS_INTERVAL_NS, ask whether that owner still lives.
-        let mut watched: Option<(u32, Deadline)> = None;
-        loop {
-            let current = word.load(Ordering::Relaxed);
-            if current == 0 {
-                if word
-                    .compare_exchange(0, me | CONTENDED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return Ok(());
-                }
-                continue;
-            }
-            let owner = Tag::from_raw(current & !CONTENDED);
-            // A freed or garbage owner slot is cheap to see; asking the host
-            // whether a process lives is a system call, made only when the
-            // owner has held the lock for a whole interval.
-            let deadline = match watched {
-                Some((seen, deadline)) if seen == owner.raw() => deadline,
-                _ => {
-                    let deadline = Deadline::after(ns.host.now(), LIVENESS_INTERVAL_NS);
-                    watched = Some((owner.raw(), deadline));
-                    deadline
-                }
-            };
-            if ns.registry.owner(owner) == Owner::Gone {
-                return self.take_over(ns, parent, current);
-            }
-            if ns.host.now() >= deadline {
-                if ns.registry.owner_is_dead(&ns.host, owner) {
-                    return self.take_over(ns, parent, current);
-                }
-                watched = None;
-                continue;
-            }
-            if current & CONTENDED == 0
-                && word
-                    .compare_exchange(
-                        current,
-                        current | CONTENDED,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    )
-                    .is_err()
-            {
-                continue;
-            }
-            ns.host.wait(word, current | CONTENDED, Some(deadline));
+        let mut wait = Watcher { ns, watched: None };
+        match protocol::lock(self.head.owner.atomic(), me, SPINS, YIELDS, &mut wait) {
+            Locked::Taken => Ok(()),
+            Locked::OwnerDead(seen) => self.take_over(ns, parent, seen),
         }
     }
 
@@ -289,17 +276,7 @@ impl<'m> LockView<'m> {
         if let Some(parent) = parent {
             parent.acquire(ns, None)?;
         }
-        let won = self
-            .head
-            .owner
-            .atomic()
-            .compare_exchange(
-                seen,
-                ns.identity()?.0.raw() | CONTENDED,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .is_ok();
+        let won = protocol::seize(self.head.owner.atomic(), seen, ns.identity()?.0.raw());
         let rolled_back = if won { self.roll_back(ns) } else { Ok(()) };
         if let Some(parent) = parent {
             parent.release(ns);
