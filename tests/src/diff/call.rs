@@ -9,6 +9,16 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// `msgctl`, `shmctl` commands the libc crate does not name (from Linux
+/// `<linux/msg.h>` and `<linux/shm.h>`): the `*_STAT` commands take an
+/// index, not an id, and return the id; `*_STAT_ANY` skip the read
+/// permission check.
+pub const MSG_STAT_ANY: i32 = 13;
+/// See [`MSG_STAT_ANY`].
+pub const SHM_STAT: i32 = 13;
+/// See [`MSG_STAT_ANY`].
+pub const SHM_STAT_ANY: i32 = 15;
+
 /// An id argument: what an earlier step's get returned, or a number as it
 /// is (hostile or stale).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

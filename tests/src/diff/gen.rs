@@ -4,10 +4,11 @@
 
 use libc::{
     GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_SET,
-    IPC_STAT, MSG_COPY, MSG_EXCEPT, MSG_NOERROR, SETALL, SETVAL, SHM_RDONLY,
+    IPC_STAT, MSG_COPY, MSG_EXCEPT, MSG_NOERROR, MSG_STAT, SEM_STAT, SEM_STAT_ANY, SETALL, SETVAL,
+    SHM_RDONLY,
 };
 
-use super::call::{Call, Step, Target};
+use super::call::{Call, Step, Target, MSG_STAT_ANY, SHM_STAT, SHM_STAT_ANY};
 use crate::Rng;
 
 /// `SEM_UNDO`, as `sem_flg` holds it.
@@ -63,6 +64,17 @@ impl Gen<'_> {
             Target::Raw(self.pick(&HOSTILE_IDS))
         } else {
             Target::Got(self.pick(&made))
+        }
+    }
+
+    /// [`Gen::target`] when `by_id`; else an index for a `*_STAT` command:
+    /// one of the first few slots (in use or not), or an id (the kernel
+    /// takes its low bits), or a hostile number.
+    fn target_or_index(&mut self, is_kind: fn(&Call) -> bool, by_id: bool) -> Target {
+        if by_id || self.chance(30) {
+            self.target(is_kind)
+        } else {
+            Target::Raw(self.pick(&[0, 1, 2, 3]))
         }
     }
 
@@ -136,11 +148,23 @@ impl Gen<'_> {
             _ => {
                 // 99 is no command.
                 let cmd = self.pick(&[
-                    GETVAL, GETALL, GETNCNT, GETZCNT, GETPID, SETVAL, SETVAL, SETALL, IPC_STAT,
-                    IPC_SET, IPC_RMID, 99,
+                    GETVAL,
+                    GETALL,
+                    GETNCNT,
+                    GETZCNT,
+                    GETPID,
+                    SETVAL,
+                    SETVAL,
+                    SETALL,
+                    IPC_STAT,
+                    IPC_SET,
+                    IPC_RMID,
+                    SEM_STAT,
+                    SEM_STAT_ANY,
+                    99,
                 ]);
                 Call::SemCtl {
-                    id: self.target(is_sem),
+                    id: self.target_or_index(is_sem, cmd != SEM_STAT && cmd != SEM_STAT_ANY),
                     num: self.pick(&[0, 0, 1, 2, -1]),
                     cmd,
                     arg: match cmd {
@@ -184,13 +208,24 @@ impl Gen<'_> {
                     flags,
                 }
             }
-            _ => Call::MsgCtl {
-                id: self.target(is_msg),
+            _ => {
                 // 99 is no command.
-                cmd: self.pick(&[IPC_STAT, IPC_STAT, IPC_SET, IPC_RMID, 99]),
-                arg: self.pick(&[0o600, 0o666, 0o400]),
-                qbytes: self.pick(&[16384, 100, 1, 0, 20000]),
-            },
+                let cmd = self.pick(&[
+                    IPC_STAT,
+                    IPC_STAT,
+                    IPC_SET,
+                    IPC_RMID,
+                    MSG_STAT,
+                    MSG_STAT_ANY,
+                    99,
+                ]);
+                Call::MsgCtl {
+                    id: self.target_or_index(is_msg, cmd != MSG_STAT && cmd != MSG_STAT_ANY),
+                    cmd,
+                    arg: self.pick(&[0o600, 0o666, 0o400]),
+                    qbytes: self.pick(&[16384, 100, 1, 0, 20000]),
+                }
+            }
         }
     }
 
@@ -209,12 +244,23 @@ impl Gen<'_> {
             4 => Call::ShmDt {
                 at: self.attachment(),
             },
-            5 | 6 => Call::ShmCtl {
-                id: self.target(is_shm),
+            5 | 6 => {
                 // 99 is no command.
-                cmd: self.pick(&[IPC_STAT, IPC_STAT, IPC_SET, IPC_RMID, 99]),
-                arg: self.pick(&[0o600, 0o666, 0o400]),
-            },
+                let cmd = self.pick(&[
+                    IPC_STAT,
+                    IPC_STAT,
+                    IPC_SET,
+                    IPC_RMID,
+                    SHM_STAT,
+                    SHM_STAT_ANY,
+                    99,
+                ]);
+                Call::ShmCtl {
+                    id: self.target_or_index(is_shm, cmd != SHM_STAT && cmd != SHM_STAT_ANY),
+                    cmd,
+                    arg: self.pick(&[0o600, 0o666, 0o400]),
+                }
+            }
             7 | 8 => Call::Poke {
                 at: self.attachment(),
                 offset: self.pick(&[0, 1, 99, 4095, 9999]),

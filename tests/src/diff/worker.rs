@@ -16,9 +16,12 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 
-use libc::{GETALL, GETNCNT, GETPID, GETZCNT, IPC_SET, IPC_STAT, MSG_COPY, SETALL};
+use libc::{
+    GETALL, GETNCNT, GETPID, GETZCNT, IPC_SET, IPC_STAT, MSG_COPY, MSG_STAT, SEM_STAT,
+    SEM_STAT_ANY, SETALL,
+};
 
-use super::call::{Call, Target};
+use super::call::{Call, Target, MSG_STAT_ANY, SHM_STAT, SHM_STAT_ANY};
 
 /// `semctl`'s GETALL and SETALL buffers: SEMMSL's default, so any set fits.
 const MAX_SEMS: usize = 32_000;
@@ -142,16 +145,20 @@ impl Worker {
         )
     }
 
-    fn sem_stat(&self, id: i32) -> Result<(String, usize), String> {
+    /// What `cmd` (`IPC_STAT`, or `SEM_STAT`/`SEM_STAT_ANY` of an index,
+    /// whose id leads the text) says of the set.
+    fn sem_stat(&self, id: i32, cmd: i32) -> Result<(String, usize), String> {
         // SAFETY: all-zero is a valid semid_ds (integers only).
         let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
-        // SAFETY: IPC_STAT writes one semid_ds through the pointer, which
+        // SAFETY: the command writes one semid_ds through the pointer, which
         // points to `ds`.
-        if unsafe { libc::semctl(id, 0, IPC_STAT, &mut ds as *mut libc::semid_ds) } < 0 {
+        let ret = unsafe { libc::semctl(id, 0, cmd, &mut ds as *mut libc::semid_ds) };
+        if ret < 0 {
             return Err(failed());
         }
         let text = format!(
-            "stat {} nsems={} otime={} ctime={}",
+            "{}stat {} nsems={} otime={} ctime={}",
+            Self::stat_id(cmd, ret),
             Self::perm(&ds.sem_perm),
             ds.sem_nsems,
             Self::time(ds.sem_otime),
@@ -160,15 +167,19 @@ impl Worker {
         Ok((text, ds.sem_nsems as usize))
     }
 
-    fn msg_stat(&self, id: i32) -> Result<(String, u64), String> {
+    /// What `cmd` (`IPC_STAT`, or `MSG_STAT`/`MSG_STAT_ANY` of an index,
+    /// whose id leads the text) says of the queue.
+    fn msg_stat(&self, id: i32, cmd: i32) -> Result<(String, u64), String> {
         // SAFETY: all-zero is a valid msqid_ds (integers only).
         let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
-        // SAFETY: IPC_STAT writes one msqid_ds to `ds`.
-        if unsafe { libc::msgctl(id, IPC_STAT, &mut ds) } < 0 {
+        // SAFETY: the command writes one msqid_ds to `ds`.
+        let ret = unsafe { libc::msgctl(id, cmd, &mut ds) };
+        if ret < 0 {
             return Err(failed());
         }
         let text = format!(
-            "stat {} qnum={} cbytes={} qbytes={} lspid={} lrpid={} stime={} rtime={} ctime={}",
+            "{}stat {} qnum={} cbytes={} qbytes={} lspid={} lrpid={} stime={} rtime={} ctime={}",
+            Self::stat_id(cmd, ret),
             Self::perm(&ds.msg_perm),
             ds.msg_qnum,
             ds.__msg_cbytes,
@@ -182,15 +193,19 @@ impl Worker {
         Ok((text, ds.msg_qnum))
     }
 
-    fn shm_stat(&self, id: i32) -> Result<(String, usize), String> {
+    /// What `cmd` (`IPC_STAT`, or `SHM_STAT`/`SHM_STAT_ANY` of an index,
+    /// whose id leads the text) says of the segment.
+    fn shm_stat(&self, id: i32, cmd: i32) -> Result<(String, usize), String> {
         // SAFETY: all-zero is a valid shmid_ds (integers only).
         let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-        // SAFETY: IPC_STAT writes one shmid_ds to `ds`.
-        if unsafe { libc::shmctl(id, IPC_STAT, &mut ds) } < 0 {
+        // SAFETY: the command writes one shmid_ds to `ds`.
+        let ret = unsafe { libc::shmctl(id, cmd, &mut ds) };
+        if ret < 0 {
             return Err(failed());
         }
         let text = format!(
-            "stat {} segsz={} atime={} dtime={} ctime={} cpid={} lpid={} nattch={}",
+            "{}stat {} segsz={} atime={} dtime={} ctime={} cpid={} lpid={} nattch={}",
+            Self::stat_id(cmd, ret),
             Self::perm(&ds.shm_perm),
             ds.shm_segsz,
             Self::time(ds.shm_atime),
@@ -201,6 +216,15 @@ impl Worker {
             ds.shm_nattch
         );
         Ok((text, ds.shm_segsz))
+    }
+
+    /// The id a stat-by-index command returned, to lead its text.
+    fn stat_id(cmd: i32, ret: i32) -> String {
+        if cmd == IPC_STAT {
+            String::new()
+        } else {
+            format!("id {ret} ")
+        }
     }
 
     /// `semctl` with an `int` argument (or none), as GETVAL and friends take.
@@ -232,7 +256,7 @@ impl Worker {
 
     fn semctl(&self, id: i32, num: i32, cmd: i32, arg: i32) -> Result<String, String> {
         match cmd {
-            IPC_STAT => self.sem_stat(id).map(|(text, _)| text),
+            IPC_STAT | SEM_STAT | SEM_STAT_ANY => self.sem_stat(id, cmd).map(|(text, _)| text),
             IPC_SET => {
                 // SAFETY: all-zero is a valid semid_ds.
                 let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
@@ -365,7 +389,9 @@ impl Worker {
                 arg,
                 qbytes,
             } => match *cmd {
-                IPC_STAT => self.msg_stat(raw(id)).map(|(text, _)| text),
+                cmd @ (IPC_STAT | MSG_STAT | MSG_STAT_ANY) => {
+                    self.msg_stat(raw(id), cmd).map(|(text, _)| text)
+                }
                 cmd => {
                     // SAFETY: all-zero is a valid msqid_ds.
                     let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
@@ -395,7 +421,7 @@ impl Worker {
                 if addr as isize == -1 {
                     return Err(failed());
                 }
-                let len = self.shm_stat(raw(id)).map_or(0, |(_, len)| len);
+                let len = self.shm_stat(raw(id), IPC_STAT).map_or(0, |(_, len)| len);
                 let read_only = flags & libc::SHM_RDONLY != 0;
                 self.attached.insert(
                     label,
@@ -422,7 +448,9 @@ impl Worker {
                 Ok(String::new())
             }
             Call::ShmCtl { id, cmd, arg } => match *cmd {
-                IPC_STAT => self.shm_stat(raw(id)).map(|(text, _)| text),
+                cmd @ (IPC_STAT | SHM_STAT | SHM_STAT_ANY) => {
+                    self.shm_stat(raw(id), cmd).map(|(text, _)| text)
+                }
                 cmd => {
                     // SAFETY: all-zero is a valid shmid_ds.
                     let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
@@ -465,7 +493,7 @@ impl Worker {
 
     fn observe(&self, kind: &str, id: i32) -> String {
         let state = match kind {
-            "sem" => self.sem_stat(id).and_then(|(stat, nsems)| {
+            "sem" => self.sem_stat(id, IPC_STAT).and_then(|(stat, nsems)| {
                 let mut text = format!("{stat} values={}", Self::getall(id)?);
                 for num in 0..nsems.min(64) as i32 {
                     let ncnt = Self::semctl_int(id, num, GETNCNT, 0)?;
@@ -475,7 +503,7 @@ impl Worker {
                 }
                 Ok(text)
             }),
-            "msg" => self.msg_stat(id).and_then(|(stat, qnum)| {
+            "msg" => self.msg_stat(id, IPC_STAT).and_then(|(stat, qnum)| {
                 let mut text = stat;
                 for position in 0..(qnum as i64).min(MAX_LISTED) {
                     let flags = MSG_COPY | libc::IPC_NOWAIT;
@@ -484,7 +512,7 @@ impl Worker {
                 }
                 Ok(text)
             }),
-            _ => self.shm_stat(id).map(|(text, _)| text),
+            _ => self.shm_stat(id, IPC_STAT).map(|(text, _)| text),
         };
         state.unwrap_or_else(|err| err)
     }
