@@ -10,7 +10,8 @@
 //! Sequence `i` runs from seed `S + i`. On a divergence it prints the seed,
 //! shrinks the sequence, prints the shrunk case (which `--replay` reads) and
 //! what each world showed at the step where they differ, and exits 1.
-//! `--trace` prints what the kernel's world shows at every step.
+//! `--trace` prints what the kernel's world shows at every step. usysv's
+//! arena goes in a directory under `--scratch` (`/dev/shm` by default).
 //! Run as root: the kernel's world needs an IPC namespace of its own.
 
 use std::path::PathBuf;
@@ -56,7 +57,7 @@ fn options() -> Result<Options, String> {
         setup: Setup {
             exe: exe.clone(),
             preload,
-            scratch: std::env::temp_dir().join(format!("usysv-difftest-{}", std::process::id())),
+            scratch: scratch_root().join(format!("usysv-difftest-{}", std::process::id())),
             workers: 3,
             trace: false,
         },
@@ -174,5 +175,18 @@ fn main() -> ExitCode {
             eprintln!("usysv-difftest: {err}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Where usysv's world keeps its arena and segment files: `/dev/shm`, as
+/// usysv's default arena does, so that segment files are on tmpfs and
+/// `shm_rss` counts every page touched, as the kernel's does; the
+/// temporary directory where there is no `/dev/shm`.
+fn scratch_root() -> PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
     }
 }

@@ -18,6 +18,8 @@ pub const MSG_STAT_ANY: i32 = 13;
 pub const SHM_STAT: i32 = 13;
 /// See [`MSG_STAT_ANY`].
 pub const SHM_STAT_ANY: i32 = 15;
+/// `shmctl(SHM_INFO)`: the segments in use and their pages.
+pub const SHM_INFO: i32 = 14;
 
 /// An id argument: what an earlier step's get returned, or a number as it
 /// is (hostile or stale).

@@ -3,12 +3,12 @@
 //! made-up ids, bad sizes, counts, types, flags and timeouts).
 
 use libc::{
-    GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_SET,
-    IPC_STAT, MSG_COPY, MSG_EXCEPT, MSG_NOERROR, MSG_STAT, SEM_STAT, SEM_STAT_ANY, SETALL, SETVAL,
-    SHM_RDONLY,
+    GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_NOWAIT, IPC_RMID,
+    IPC_SET, IPC_STAT, MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_NOERROR, MSG_STAT, SEM_INFO, SEM_STAT,
+    SEM_STAT_ANY, SETALL, SETVAL, SHM_RDONLY,
 };
 
-use super::call::{Call, Step, Target, MSG_STAT_ANY, SHM_STAT, SHM_STAT_ANY};
+use super::call::{Call, Step, Target, MSG_STAT_ANY, SHM_INFO, SHM_STAT, SHM_STAT_ANY};
 use crate::Rng;
 
 /// `SEM_UNDO`, as `sem_flg` holds it.
@@ -161,6 +161,8 @@ impl Gen<'_> {
                     IPC_RMID,
                     SEM_STAT,
                     SEM_STAT_ANY,
+                    IPC_INFO,
+                    SEM_INFO,
                     99,
                 ]);
                 Call::SemCtl {
@@ -217,6 +219,8 @@ impl Gen<'_> {
                     IPC_RMID,
                     MSG_STAT,
                     MSG_STAT_ANY,
+                    IPC_INFO,
+                    MSG_INFO,
                     99,
                 ]);
                 Call::MsgCtl {
@@ -253,6 +257,8 @@ impl Gen<'_> {
                     IPC_RMID,
                     SHM_STAT,
                     SHM_STAT_ANY,
+                    IPC_INFO,
+                    SHM_INFO,
                     99,
                 ]);
                 Call::ShmCtl {

@@ -17,11 +17,11 @@ use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 
 use libc::{
-    GETALL, GETNCNT, GETPID, GETZCNT, IPC_SET, IPC_STAT, MSG_COPY, MSG_STAT, SEM_STAT,
-    SEM_STAT_ANY, SETALL,
+    GETALL, GETNCNT, GETPID, GETZCNT, IPC_INFO, IPC_SET, IPC_STAT, MSG_COPY, MSG_INFO, MSG_STAT,
+    SEM_INFO, SEM_STAT, SEM_STAT_ANY, SETALL,
 };
 
-use super::call::{Call, Target, MSG_STAT_ANY, SHM_STAT, SHM_STAT_ANY};
+use super::call::{Call, Target, MSG_STAT_ANY, SHM_INFO, SHM_STAT, SHM_STAT_ANY};
 
 /// `semctl`'s GETALL and SETALL buffers: SEMMSL's default, so any set fits.
 const MAX_SEMS: usize = 32_000;
@@ -218,6 +218,86 @@ impl Worker {
         Ok((text, ds.shm_segsz))
     }
 
+    /// What `semctl(IPC_INFO)` or `semctl(SEM_INFO)` says: the highest
+    /// index in use, the limits, and for SEM_INFO the sets and semaphores.
+    fn sem_info(cmd: i32) -> Result<String, String> {
+        // SAFETY: all-zero is a valid seminfo (integers only).
+        let mut info: libc::seminfo = unsafe { std::mem::zeroed() };
+        // SAFETY: the command writes one seminfo through the pointer.
+        let ret = unsafe { libc::semctl(0, 0, cmd, &mut info as *mut libc::seminfo) };
+        if ret < 0 {
+            return Err(failed());
+        }
+        Ok(format!(
+            "info {ret} map={} mni={} mns={} mnu={} msl={} opm={} ume={} usz={} vmx={} aem={}",
+            info.semmap,
+            info.semmni,
+            info.semmns,
+            info.semmnu,
+            info.semmsl,
+            info.semopm,
+            info.semume,
+            info.semusz,
+            info.semvmx,
+            info.semaem
+        ))
+    }
+
+    /// What `msgctl(IPC_INFO)` or `msgctl(MSG_INFO)` says: the highest
+    /// index in use, the limits, and for MSG_INFO the queues, messages and
+    /// bytes.
+    fn msg_info(cmd: i32) -> Result<String, String> {
+        // SAFETY: all-zero is a valid msginfo (integers only).
+        let mut info: libc::msginfo = unsafe { std::mem::zeroed() };
+        // SAFETY: the command writes one msginfo through the pointer.
+        let ret = unsafe { libc::msgctl(0, cmd, (&mut info as *mut libc::msginfo).cast()) };
+        if ret < 0 {
+            return Err(failed());
+        }
+        Ok(format!(
+            "info {ret} pool={} map={} max={} mnb={} mni={} ssz={} tql={} seg={}",
+            info.msgpool,
+            info.msgmap,
+            info.msgmax,
+            info.msgmnb,
+            info.msgmni,
+            info.msgssz,
+            info.msgtql,
+            info.msgseg
+        ))
+    }
+
+    /// What `shmctl(IPC_INFO)` (the limits) or `shmctl(SHM_INFO)` (the
+    /// segments and their pages) says, after the highest index in use.
+    fn shm_info(cmd: i32) -> Result<String, String> {
+        /// `struct shminfo` and `struct shm_info` (`<sys/shm.h>`), which the
+        /// libc crate does not define; the larger is `shminfo`.
+        #[repr(C)]
+        #[derive(Default)]
+        struct ShmInfo {
+            words: [libc::c_ulong; 9],
+        }
+        let mut info = ShmInfo::default();
+        // SAFETY: the command writes one shminfo (nine unsigned longs) or
+        // one shm_info (an int, padded, and five unsigned longs) to `info`.
+        let ret = unsafe { libc::shmctl(0, cmd, (&mut info as *mut ShmInfo).cast()) };
+        if ret < 0 {
+            return Err(failed());
+        }
+        let w = info.words;
+        Ok(if cmd == SHM_INFO {
+            format!(
+                "info {ret} used={} tot={} rss={} swp={} swap_attempts={} swap_successes={}",
+                w[0] as libc::c_int, w[1], w[2], w[3], w[4], w[5]
+            )
+        } else {
+            format!(
+                "info {ret} max={} min={} mni={} seg={} all={}",
+                w[0], w[1], w[2], w[3], w[4]
+            )
+        })
+    }
+
     /// The id a stat-by-index command returned, to lead its text.
     fn stat_id(cmd: i32, ret: i32) -> String {
         if cmd == IPC_STAT {
@@ -257,6 +337,7 @@ impl Worker {
     fn semctl(&self, id: i32, num: i32, cmd: i32, arg: i32) -> Result<String, String> {
         match cmd {
             IPC_STAT | SEM_STAT | SEM_STAT_ANY => self.sem_stat(id, cmd).map(|(text, _)| text),
+            IPC_INFO | SEM_INFO => Self::sem_info(cmd),
             IPC_SET => {
                 // SAFETY: all-zero is a valid semid_ds.
                 let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
@@ -392,6 +473,7 @@ impl Worker {
                 cmd @ (IPC_STAT | MSG_STAT | MSG_STAT_ANY) => {
                     self.msg_stat(raw(id), cmd).map(|(text, _)| text)
                 }
+                cmd @ (IPC_INFO | MSG_INFO) => Self::msg_info(cmd),
                 cmd => {
                     // SAFETY: all-zero is a valid msqid_ds.
                     let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
@@ -451,6 +533,7 @@ impl Worker {
                 cmd @ (IPC_STAT | SHM_STAT | SHM_STAT_ANY) => {
                     self.shm_stat(raw(id), cmd).map(|(text, _)| text)
                 }
+                cmd @ (IPC_INFO | SHM_INFO) => Self::shm_info(cmd),
                 cmd => {
                     // SAFETY: all-zero is a valid shmid_ds.
                     let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
