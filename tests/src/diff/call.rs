@@ -79,8 +79,10 @@ pub enum Call {
     },
     /// `shmget(key, size, flags)`.
     ShmGet { key: i32, size: i64, flags: i32 },
-    /// `shmat(id, NULL, flags)`: the attachment is named by this step.
-    ShmAt { id: Target, flags: i32 },
+    /// `shmat(id, addr, flags)`: `addr` is NULL when `at` is 0, else `at`
+    /// bytes into a range the worker found free at its start. The
+    /// attachment is named by this step.
+    ShmAt { id: Target, flags: i32, at: u32 },
     /// `shmdt` of the attachment step `at` made in this worker (an address
     /// that is no attachment if it made none).
     ShmDt { at: u32 },
@@ -195,7 +197,7 @@ impl fmt::Display for Call {
                 qbytes,
             } => write!(f, "msgctl {id} {cmd} {arg:#o} {qbytes}"),
             Call::ShmGet { key, size, flags } => write!(f, "shmget {key:#x} {size} {flags:#o}"),
-            Call::ShmAt { id, flags } => write!(f, "shmat {id} {flags:#o}"),
+            Call::ShmAt { id, flags, at } => write!(f, "shmat {id} {flags:#o} {at:#x}"),
             Call::ShmDt { at } => write!(f, "shmdt @{at}"),
             Call::ShmCtl { id, cmd, arg } => write!(f, "shmctl {id} {cmd} {arg:#o}"),
             Call::Poke { at, offset, byte } => write!(f, "poke @{at} {offset} {byte}"),
@@ -328,6 +330,7 @@ fn parse_call(tokens: &mut Tokens<'_>) -> Option<Call> {
         "shmat" => Call::ShmAt {
             id: tokens.target()?,
             flags: tokens.int()?,
+            at: tokens.int()?,
         },
         "shmdt" => Call::ShmDt {
             at: tokens.label()?,

@@ -5,7 +5,7 @@
 use libc::{
     GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_NOWAIT, IPC_RMID,
     IPC_SET, IPC_STAT, MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_NOERROR, MSG_STAT, SEM_INFO, SEM_STAT,
-    SEM_STAT_ANY, SETALL, SETVAL, SHM_RDONLY,
+    SEM_STAT_ANY, SETALL, SETVAL, SHM_RDONLY, SHM_REMAP, SHM_RND,
 };
 
 use super::call::{Call, Step, Target, MSG_STAT_ANY, SHM_INFO, SHM_STAT, SHM_STAT_ANY};
@@ -243,7 +243,18 @@ impl Gen<'_> {
             },
             2 | 3 => Call::ShmAt {
                 id: self.target(is_shm),
-                flags: self.pick(&[0, 0, SHM_RDONLY]),
+                flags: self.pick(&[
+                    0,
+                    0,
+                    SHM_RDONLY,
+                    SHM_RND,
+                    SHM_REMAP,
+                    SHM_RND | SHM_REMAP,
+                    SHM_RDONLY | SHM_RND,
+                ]),
+                // The system's choice, page-aligned and unaligned addresses
+                // in the worker's free range (SHMLBA is a page here).
+                at: self.pick(&[0, 0, 0, 0x10000, 0x10000, 0x10001, 0x20800, 0x100_0000]),
             },
             4 => Call::ShmDt {
                 at: self.attachment(),

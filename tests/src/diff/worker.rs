@@ -114,6 +114,35 @@ struct Attached {
 pub struct Worker {
     pids: Vec<i32>,
     attached: HashMap<u32, Attached>,
+    /// The start of [`HOLE`] bytes of address space that were free when
+    /// the worker learnt the pids, for attachments at an address of its
+    /// choosing.
+    hole: usize,
+}
+
+/// Bytes of address space a worker keeps free for `shmat` at an address.
+const HOLE: usize = 64 << 20;
+
+/// The start of a range of [`HOLE`] free bytes: mapped, then unmapped, so
+/// that nothing the worker maps later is likely to land there.
+fn free_range() -> usize {
+    // SAFETY: an anonymous mapping at an address the system chooses, touching
+    // no existing memory; unmapped again at once.
+    unsafe {
+        let at = libc::mmap(
+            std::ptr::null_mut(),
+            HOLE,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if at == libc::MAP_FAILED {
+            return 0;
+        }
+        libc::munmap(at, HOLE);
+        at as usize
+    }
 }
 
 impl Worker {
@@ -497,9 +526,15 @@ impl Worker {
                     Ok(id.to_string())
                 }
             }
-            Call::ShmAt { id, flags } => {
-                // SAFETY: a null address lets the system choose where.
-                let addr = unsafe { libc::shmat(raw(id), std::ptr::null(), *flags) };
+            Call::ShmAt { id, flags, at } => {
+                let wanted = match *at {
+                    0 => std::ptr::null(),
+                    at => (self.hole + at as usize) as *const libc::c_void,
+                };
+                // SAFETY: a null address lets the system choose where; any
+                // other lies in the range kept free for attachments (or, with
+                // SHM_REMAP, replaces an attachment this worker made there).
+                let addr = unsafe { libc::shmat(raw(id), wanted, *flags) };
                 if addr as isize == -1 {
                     return Err(failed());
                 }
@@ -605,6 +640,7 @@ impl Worker {
         let mut worker = Worker {
             pids: Vec::new(),
             attached: HashMap::new(),
+            hole: 0,
         };
         let stdin = std::io::stdin();
         let mut stdout = std::io::stdout();
@@ -613,6 +649,10 @@ impl Worker {
             let answer = match line.split_once(' ') {
                 Some(("pids", pids)) => {
                     worker.pids = pids.split(' ').filter_map(|p| p.parse().ok()).collect();
+                    // A first call, so that usysv maps its arena before the
+                    // free range is looked for (the kernel maps nothing).
+                    let _ = Self::shm_info(libc::IPC_INFO);
+                    worker.hole = free_range();
                     "ok".to_string()
                 }
                 Some(("step", rest)) => {
