@@ -609,6 +609,28 @@ impl Worker {
         }
     }
 
+    /// The bytes of every attachment this worker holds, as a hash each, in
+    /// the order the steps that made them ran: what the segments hold, read
+    /// without a system call (so without changing any object's state).
+    fn bytes(&self) -> String {
+        let mut labels: Vec<&u32> = self.attached.keys().collect();
+        labels.sort();
+        let mut text = "bytes".to_string();
+        for label in labels {
+            let attached = &self.attached[label];
+            // FNV-1a over the attachment's bytes.
+            let mut hash: u32 = 0x811c_9dc5;
+            for at in 0..attached.len {
+                // SAFETY: the attachment is mapped readable for `len` bytes
+                // and `at` is inside them.
+                let byte = unsafe { attached.addr.add(at).read_volatile() };
+                hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+            }
+            let _ = write!(text, " @{label}:{hash:08x}");
+        }
+        text
+    }
+
     fn observe(&self, kind: &str, id: i32) -> String {
         let state = match kind {
             "sem" => self.sem_stat(id, IPC_STAT).and_then(|(stat, nsems)| {
@@ -672,6 +694,7 @@ impl Worker {
                     Some((kind, id)) => worker.observe(kind, id.parse().unwrap_or(-1)),
                     None => format!("bad observe: {rest}"),
                 },
+                _ if line == "bytes" => worker.bytes(),
                 _ => format!("bad line: {line}"),
             };
             if writeln!(stdout, "{answer}")

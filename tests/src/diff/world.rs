@@ -1,7 +1,8 @@
 //! A world of a differential run: worker processes making System V calls in
 //! the kernel (in an IPC namespace of their own) or in usysv (the same
 //! workers with the preload library and a fresh arena), and an observer that
-//! reports the state of every object after each step.
+//! reports the state of every object after each step, and the bytes each
+//! worker sees in the segments it has attached.
 //!
 //! A call that blocks is detected without timing: the worker has not
 //! answered and sleeps inside a system call other than its `read` of the
@@ -257,6 +258,29 @@ impl World {
             }
         }
         shown.extend(self.observe());
+        shown.extend(self.segment_bytes());
+        shown
+    }
+
+    /// What each worker that can answer (not blocked, not dead) sees in the
+    /// segments it has attached.
+    fn segment_bytes(&mut self) -> Vec<String> {
+        let workers = self.procs.len() - 1;
+        let mut shown = Vec::new();
+        for (index, proc) in self.procs.iter_mut().take(workers).enumerate() {
+            if proc.dead || proc.blocked.is_some() {
+                continue;
+            }
+            let seen = if proc.send("bytes") {
+                match proc.answer() {
+                    Answer::Done(line) => line,
+                    _ => "no answer".to_string(),
+                }
+            } else {
+                "the worker died".to_string()
+            };
+            shown.push(format!("w{index} {seen}"));
+        }
         shown
     }
 
