@@ -92,6 +92,9 @@ pub enum Call {
     Poke { at: u32, offset: u32, byte: u8 },
     /// Reads `len` bytes at `offset` of attachment `at`.
     Peek { at: u32, offset: u32, len: u32 },
+    /// Not a call: the driver sends the worker a signal whose handler
+    /// returns, if it is blocked in a call (which then fails with `EINTR`).
+    Interrupt,
 }
 
 /// A call, the worker that makes it, and the step's label.
@@ -128,7 +131,9 @@ impl Call {
                 Target::Raw(_) => None,
             },
             Call::ShmDt { at } | Call::Poke { at, .. } | Call::Peek { at, .. } => Some(*at),
-            Call::SemGet { .. } | Call::MsgGet { .. } | Call::ShmGet { .. } => None,
+            Call::SemGet { .. } | Call::MsgGet { .. } | Call::ShmGet { .. } | Call::Interrupt => {
+                None
+            }
         }
     }
 
@@ -202,6 +207,7 @@ impl fmt::Display for Call {
             Call::ShmCtl { id, cmd, arg } => write!(f, "shmctl {id} {cmd} {arg:#o}"),
             Call::Poke { at, offset, byte } => write!(f, "poke @{at} {offset} {byte}"),
             Call::Peek { at, offset, len } => write!(f, "peek @{at} {offset} {len}"),
+            Call::Interrupt => write!(f, "interrupt"),
         }
     }
 }
@@ -350,6 +356,7 @@ fn parse_call(tokens: &mut Tokens<'_>) -> Option<Call> {
             offset: tokens.int()?,
             len: tokens.int()?,
         },
+        "interrupt" => Call::Interrupt,
         _ => return None,
     })
 }

@@ -305,11 +305,19 @@ pub fn sequence(rng: &mut Rng, len: usize, workers: u8) -> Vec<Step> {
     };
     for label in 0..len as u32 {
         let call = match kinds.start + gen.below(kinds.len()) {
+            // A worker blocked now and then has a signal to end its call.
+            _ if gen.chance(5) => Call::Interrupt,
             0 => gen.sem_call(),
             1 => gen.msg_call(),
             _ => gen.shm_call(),
         };
-        let worker = gen.below(usize::from(workers)) as u8;
+        let last = gen.steps.last().map(|step| step.worker);
+        let worker = match (&call, last) {
+            // Most often the worker of the step before, which may have just
+            // blocked.
+            (Call::Interrupt, Some(last)) if gen.chance(70) => last,
+            _ => gen.below(usize::from(workers)) as u8,
+        };
         gen.steps.push(Step {
             label,
             worker,

@@ -120,6 +120,24 @@ pub struct Worker {
     hole: usize,
 }
 
+/// The signal an `interrupt` step sends.
+pub const INTERRUPT: i32 = libc::SIGUSR1;
+
+/// Installs a handler for [`INTERRUPT`] that returns at once, so that the
+/// signal ends a blocked System V call with `EINTR` (they are never
+/// restarted) instead of the process.
+fn catch_interrupts() {
+    extern "C" fn ignore(_: libc::c_int) {}
+    // SAFETY: all-zero is a valid sigaction to fill in; the handler is a
+    // function that does nothing, which is async-signal-safe.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(INTERRUPT, &action, std::ptr::null_mut());
+    }
+}
+
 /// Bytes of address space a worker keeps free for `shmat` at an address.
 const HOLE: usize = 64 << 20;
 
@@ -593,6 +611,7 @@ impl Worker {
                 unsafe { attached.addr.add(offset).write_volatile(*byte) };
                 Ok(String::new())
             }
+            Call::Interrupt => Err("err interrupt is the driver's".to_string()),
             Call::Peek { at, offset, len } => {
                 let attached = self.attached.get(at).ok_or("err unattached")?;
                 let start = (*offset as usize).min(attached.len);
@@ -659,6 +678,7 @@ impl Worker {
 
     /// Serves the driver on standard input and output until it closes them.
     pub fn serve() {
+        catch_interrupts();
         let mut worker = Worker {
             pids: Vec::new(),
             attached: HashMap::new(),

@@ -24,6 +24,9 @@ use usysv_platform::usysv_core::DEFAULT_LIMITS;
 
 use super::call::{Call, Step};
 
+/// Signals an `interrupt` step sends before it calls a call uninterruptible.
+const INTERRUPTS: u32 = 20;
+
 /// How long a worker may run a call without answering or sleeping.
 const STUCK: Duration = Duration::from_secs(10);
 
@@ -120,6 +123,31 @@ impl Proc {
         )
     }
 
+    /// Sends the worker, blocked in the call step `label` made, the
+    /// interrupting signal until the call ends. One is enough for the
+    /// kernel; usysv does not see a signal that arrives while a waiter
+    /// spins before it sleeps again (see the README's differences), so
+    /// it is sent again, up to [`INTERRUPTS`] times, while the worker stays
+    /// blocked.
+    fn interrupt(&mut self, label: u32) -> String {
+        for _ in 0..INTERRUPTS {
+            // SAFETY: kill takes a pid and a signal number.
+            unsafe { libc::kill(self.pid as i32, super::worker::INTERRUPT) };
+            match self.answer() {
+                Answer::Blocked => std::thread::sleep(Duration::from_millis(1)),
+                Answer::Done(line) => {
+                    self.blocked = None;
+                    return format!("@{label} <- {line}");
+                }
+                Answer::Died | Answer::Stuck => {
+                    self.dead = true;
+                    return format!("@{label} <- the worker died or hung");
+                }
+            }
+        }
+        format!("@{label} still blocked after {INTERRUPTS} signals")
+    }
+
     /// Waits until the worker answers or is found blocked.
     fn answer(&mut self) -> Answer {
         let start = Instant::now();
@@ -212,6 +240,10 @@ impl World {
             None => format!("{head} no such worker"),
             Some(proc) if worker == worker_count => format!("{head} no such worker ({})", proc.pid),
             Some(proc) if proc.dead => format!("{head} skipped: the worker died"),
+            Some(proc) if step.call == Call::Interrupt => match proc.blocked {
+                Some(label) => format!("{head} {}", proc.interrupt(label)),
+                None => format!("{head} not blocked"),
+            },
             Some(proc) if proc.blocked.is_some() => {
                 format!("{head} skipped: the worker is blocked")
             }
