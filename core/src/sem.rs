@@ -534,7 +534,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         if nsems > limits.semmsl {
             return Err(Errno::EINVAL);
         }
-        self.ipc_get(
+        self.ipc_get_checked(
             Kind::Sem,
             key,
             flags,
@@ -545,10 +545,13 @@ impl<'m, H: Host> Namespace<'m, H> {
                 }
                 Ok(())
             },
-            |txn, object| {
+            || {
                 if nsems == 0 {
                     return Err(Errno::EINVAL);
                 }
+                Ok(())
+            },
+            |txn, object| {
                 let usage = self.table_usage(Kind::Sem)?;
                 let used = usage.get();
                 let wanted = used.checked_add(u64::from(nsems)).ok_or(Errno::CORRUPT)?;

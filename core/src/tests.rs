@@ -425,6 +425,46 @@ fn keys_and_flags_follow_ipcget() {
 }
 
 #[test]
+fn a_full_table_refuses_a_bad_size_before_it_says_full() {
+    // Linux `newary()` and `newseg()` check the size before `ipc_addid()`
+    // finds the table full (measured here with SEMMNI and SHMMNI at 4).
+    let limits = Limits {
+        semmni: 4,
+        shmmni: 4,
+        ..small_limits()
+    };
+    let mem = memory(&limits);
+    let ns = Namespace::create(&mem, &limits, TestHost::family()).unwrap();
+    let segment = |key, size| {
+        ns.shmget(key, size, IPC_CREAT | 0o600, &USER, |_, _, _| {
+            Ok(shm::Placement::Arena)
+        })
+    };
+    for key in 1..=4 {
+        ns.semget(key, 1, IPC_CREAT | 0o600, &USER).unwrap();
+        segment(key, 1).unwrap();
+    }
+    for key in [IPC_PRIVATE, 5] {
+        assert_eq!(
+            ns.semget(key, 0, IPC_CREAT | 0o600, &USER),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            ns.semget(key, 1, IPC_CREAT | 0o600, &USER),
+            Err(Errno::ENOSPC)
+        );
+        assert_eq!(segment(key, 0), Err(Errno::EINVAL));
+        assert_eq!(segment(key, 1), Err(Errno::ENOSPC));
+    }
+    assert_eq!(
+        ns.semget(4, 0, 0, &USER),
+        Ok(3),
+        "an existing set opens at any size"
+    );
+    assert_clean(&ns);
+}
+
+#[test]
 fn a_failed_creation_leaves_nothing() {
     let limits = small_limits();
     let mem = memory(&limits);
