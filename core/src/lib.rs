@@ -49,6 +49,8 @@ pub mod shm;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_fuzz;
+#[cfg(test)]
 mod tests_msg;
 #[cfg(test)]
 mod tests_sem;
