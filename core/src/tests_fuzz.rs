@@ -1,12 +1,17 @@
 //! Fuzz properties of the engine, generated and shrunk by proptest:
-//! [`arbitrary_words_over_a_live_arena_never_crash_or_hang_the_core`]:
-//! words written anywhere over an arena full of real state (with a bias
-//! toward its metadata) make every call of the namespace return, `Ok` or
-//! `Err`, never panic, never hang.
 //!
-//! It runs a fixed number of cases from a fixed seed, so `cargo test` is
+//! - [`arbitrary_words_over_a_live_arena_never_crash_or_hang_the_core`]:
+//!   words written anywhere over an arena full of real state (with a bias
+//!   toward its metadata) make every call of the namespace return, `Ok` or
+//!   `Err`, never panic, never hang;
+//! - [`operation_sequences_agree_with_a_model_of_the_kernel`]: sequences of
+//!   calls that do not block give the answers, and leave the state, that a
+//!   plain model of the Linux kernel's System V IPC gives and leaves
+//!   (`tests_fuzz_model.rs`).
+//!
+//! Each runs a fixed number of cases from a fixed seed, so `cargo test` is
 //! deterministic and a failure in CI fails again on a rerun. proptest's
-//! environment variables run it longer or elsewhere:
+//! environment variables run them longer or elsewhere:
 //! `PROPTEST_CASES=100000` (more cases from the same seed),
 //! `PROPTEST_RNG_SEED=N` (another seed). Failures are not persisted to files:
 //! a failure prints its shrunk input, from which a unit test is written.
@@ -40,9 +45,14 @@ use crate::msg::{KEPT_EXT_WORDS, MSG_COPY, MSG_EXCEPT, MSG_NOERROR};
 use crate::perm::{IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE};
 use crate::registry::{Owner, ProcSlot};
 use crate::sem::{SemBuf, SemQuery, Timeout, SEM_UNDO};
-use crate::shm::{Placement, SHM_RDONLY};
+use crate::shm::{Placement, SHM_EXEC, SHM_RDONLY};
 use crate::tests::{memory, TestHost, USER};
 use crate::*;
+
+#[path = "tests_fuzz_model.rs"]
+mod model;
+
+use model::{Answer, Call, Kernel, MsgSeen, Obj, Observed, Plan, SemSeen, ShmSeen, Who};
 
 /// The longest one case may run before the watchdog calls it a hang.
 const CASE_LIMIT: Duration = Duration::from_secs(20);
@@ -1134,4 +1144,654 @@ fn corrupt_and_probe(case: &Corruption) -> u32 {
         ns.check(&|_, _| true, &mut |_| {});
     }
     corrupt
+}
+
+// ---------------------------------------------------------------------------
+// Operation sequences against a model of the kernel.
+
+/// Limits small enough that sequences reach them: four objects of each
+/// kind, sets of up to 40 semaphores (inline up to 29, in the heap above),
+/// 100 semaphores in all, 6 operations per call, messages of up to 200
+/// bytes in queues of 600, segments of up to 20,000 bytes and 10 pages in
+/// all.
+fn model_limits() -> Limits {
+    Limits {
+        semmni: 4,
+        semmsl: 40,
+        semmns: 100,
+        semopm: 6,
+        msgmni: 4,
+        msgmax: 200,
+        msgmnb: 600,
+        shmmni: 4,
+        shmmax: 20_000,
+        shmall: 10,
+        procs: 8,
+        heap_bytes: 1 << 20,
+        ..DEFAULT_LIMITS
+    }
+}
+
+/// One step: a call made by one of two processes (0 or 1) as one of three
+/// users.
+#[derive(Clone, Debug)]
+struct Step {
+    process: usize,
+    who: Who,
+    call: Call,
+}
+
+fn obj() -> impl Strategy<Value = Obj> {
+    prop_oneof![
+        16 => any::<u8>().prop_map(Obj::Live),
+        2 => any::<u8>().prop_map(Obj::Made),
+        1 => prop_oneof![Just(-1), Just(0), Just(1), Just(32768), Just(i32::MAX), 0..100_000i32]
+            .prop_map(Obj::Raw),
+    ]
+}
+
+fn model_key() -> impl Strategy<Value = i32> {
+    prop_oneof![Just(IPC_PRIVATE), 1..4i32]
+}
+
+fn mode() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        4 => Just(0o600u32),
+        1 => Just(0o660),
+        1 => Just(0o640),
+        1 => Just(0o644),
+        1 => Just(0o400),
+        1 => Just(0o200),
+        1 => Just(0),
+        1 => Just(0o666),
+        1 => Just(0o1777),
+    ]
+}
+
+fn model_get_flags() -> impl Strategy<Value = i32> {
+    (
+        prop_oneof![Just(0), Just(IPC_CREAT), Just(IPC_CREAT | IPC_EXCL)],
+        mode(),
+    )
+        .prop_map(|(create, mode)| create | mode as i32)
+}
+
+fn who() -> impl Strategy<Value = Who> {
+    prop_oneof![8 => Just(Who::Owner), 2 => Just(Who::Peer), 1 => Just(Who::Stranger)]
+}
+
+fn uid() -> impl Strategy<Value = u32> {
+    prop_oneof![3 => Just(1000u32), 1 => Just(2000), 1 => Just(3000)]
+}
+
+fn gid() -> impl Strategy<Value = u32> {
+    prop_oneof![3 => Just(1000u32), 1 => Just(3000)]
+}
+
+fn model_sops() -> impl Strategy<Value = Vec<SemBuf>> {
+    let num = prop_oneof![
+        30 => Just(0u16),
+        10 => 1..3u16,
+        1 => Just(29),
+        1 => Just(30),
+        1 => Just(39),
+        1 => Just(40),
+        1 => Just(u16::MAX),
+    ];
+    let op = prop_oneof![
+        8 => -2..=2i16,
+        1 => Just(i16::MAX),
+        1 => Just(i16::MIN),
+        1 => Just(16384),
+        1 => Just(-16384),
+    ];
+    let flags = prop_oneof![
+        Just(0),
+        Just(IPC_NOWAIT as i16),
+        Just(SEM_UNDO),
+        Just(SEM_UNDO | IPC_NOWAIT as i16),
+    ];
+    let sop = (num, op, flags).prop_map(|(num, op, flags)| sop(num, op, flags));
+    prop_oneof![
+        20 => proptest::collection::vec(sop.clone(), 1..3),
+        10 => proptest::collection::vec(sop.clone(), 3..5),
+        1 => Just(Vec::new()),
+        1 => proptest::collection::vec(sop, 7),
+    ]
+}
+
+fn semop_timeout() -> impl Strategy<Value = Option<Timeout>> {
+    prop_oneof![
+        12 => Just(None),
+        6 => Just(Some(Timeout { sec: 0, nsec: 0 })),
+        1 => prop_oneof![
+            Just(Timeout { sec: -1, nsec: 0 }),
+            Just(Timeout { sec: 0, nsec: -1 }),
+            Just(Timeout { sec: 0, nsec: 1_000_000_000 }),
+        ]
+        .prop_map(Some),
+    ]
+}
+
+fn sem_call() -> BoxedStrategy<Call> {
+    let num = prop_oneof![
+        16 => Just(0),
+        8 => 1..3i32,
+        1 => Just(29),
+        1 => Just(39),
+        1 => Just(40),
+        1 => Just(-1),
+    ];
+    let value = prop_oneof![12 => 0..4i32, 1 => Just(32767), 1 => Just(32768), 1 => Just(-1)];
+    let query = prop_oneof![
+        Just(SemQuery::Value),
+        Just(SemQuery::Pid),
+        Just(SemQuery::WaitingToDecrease),
+        Just(SemQuery::WaitingForZero),
+    ];
+    let values = proptest::collection::vec(
+        prop_oneof![24 => 0..4u16, 1 => Just(32767), 1 => Just(32768), 1 => Just(u16::MAX)],
+        1..4,
+    );
+    let nsems = prop_oneof![
+        6 => 1..4i32,
+        1 => Just(0),
+        1 => Just(29),
+        1 => Just(30),
+        1 => Just(40),
+        1 => Just(41),
+        1 => Just(-1),
+    ];
+    prop_oneof![
+        3 => (model_key(), nsems, model_get_flags())
+            .prop_map(|(key, nsems, flags)| Call::SemGet { key, nsems, flags }),
+        8 => (obj(), model_sops(), semop_timeout())
+            .prop_map(|(set, sops, timeout)| Call::SemOp { set, sops, timeout }),
+        3 => (obj(), num.clone(), value)
+            .prop_map(|(set, num, value)| Call::SemSetVal { set, num, value }),
+        2 => (obj(), num, query).prop_map(|(set, num, query)| Call::SemQuery { set, num, query }),
+        1 => obj().prop_map(|set| Call::SemGetAll { set }),
+        2 => (obj(), values).prop_map(|(set, values)| Call::SemSetAll { set, values }),
+        1 => obj().prop_map(|set| Call::SemStat { set }),
+        1 => (obj(), uid(), gid(), mode())
+            .prop_map(|(set, uid, gid, mode)| Call::SemSet { set, uid, gid, mode }),
+        1 => obj().prop_map(|set| Call::SemRemove { set }),
+        1 => any::<bool>().prop_map(|usage| Call::SemInfo { usage }),
+        1 => (prop_oneof![0..6i32, Just(-1), Just(32769)], any::<bool>())
+            .prop_map(|(index, any)| Call::SemStatIndex { index, any }),
+    ]
+    .boxed()
+}
+
+fn msg_call() -> BoxedStrategy<Call> {
+    let mtype = prop_oneof![24 => 1..5i64, 1 => Just(0), 1 => Just(-1), 1 => Just(i64::MAX)];
+    let len =
+        prop_oneof![18 => 0..24u16, 4 => Just(100), 1 => Just(199), 1 => Just(200), 1 => Just(201)];
+    let bufsz = prop_oneof![
+        12 => Just(200i64),
+        1 => Just(0),
+        1 => Just(5),
+        1 => Just(16),
+        1 => Just(1000),
+        1 => Just(-1),
+    ];
+    let msgtyp = prop_oneof![8 => -5..=5i64, 1 => Just(i64::MIN), 1 => Just(i64::MAX)];
+    // Shrinks toward false: a flag left out.
+    let one_in = |n: u32| (0..n).prop_map(move |draw| draw == n - 1);
+    let flags = prop_oneof![
+        24 => (one_in(4), one_in(3), one_in(4)).prop_map(|(except, noerror, copy)| {
+            IPC_NOWAIT
+                | if except { MSG_EXCEPT } else { 0 }
+                | if noerror { MSG_NOERROR } else { 0 }
+                | if copy { MSG_COPY } else { 0 }
+        }),
+        1 => Just(MSG_COPY),
+    ];
+    let qbytes = prop_oneof![
+        2 => 0..1200u64,
+        1 => Just(600),
+        1 => Just(601),
+        1 => Just(0x1_0000_0005),
+        1 => Just(0x8000_0000),
+    ];
+    prop_oneof![
+        3 => (model_key(), model_get_flags()).prop_map(|(key, flags)| Call::MsgGet { key, flags }),
+        8 => (obj(), mtype, len, any::<u8>())
+            .prop_map(|(queue, mtype, len, fill)| Call::MsgSnd { queue, mtype, len, fill }),
+        8 => (obj(), bufsz, msgtyp, flags)
+            .prop_map(|(queue, bufsz, msgtyp, flags)| Call::MsgRcv { queue, bufsz, msgtyp, flags }),
+        1 => obj().prop_map(|queue| Call::MsgStat { queue }),
+        2 => (obj(), uid(), gid(), mode(), qbytes).prop_map(|(queue, uid, gid, mode, qbytes)| {
+            Call::MsgSet { queue, uid, gid, mode, qbytes }
+        }),
+        1 => obj().prop_map(|queue| Call::MsgRemove { queue }),
+        1 => any::<bool>().prop_map(|usage| Call::MsgInfo { usage }),
+        1 => (prop_oneof![0..6i32, Just(-1), Just(32769)], any::<bool>())
+            .prop_map(|(index, any)| Call::MsgStatIndex { index, any }),
+    ]
+    .boxed()
+}
+
+fn shm_call() -> BoxedStrategy<Call> {
+    let size = prop_oneof![
+        2 => Just(4096u64),
+        1 => Just(0),
+        1 => Just(1),
+        1 => Just(4097),
+        1 => Just(10_000),
+        1 => Just(20_000),
+        1 => Just(20_001),
+    ];
+    let flags = prop_oneof![3 => Just(0), 1 => Just(SHM_RDONLY), 1 => Just(SHM_EXEC)];
+    prop_oneof![
+        3 => (model_key(), size, model_get_flags())
+            .prop_map(|(key, size, flags)| Call::ShmGet { key, size, flags }),
+        4 => (obj(), flags).prop_map(|(segment, flags)| Call::ShmAttach { segment, flags }),
+        3 => any::<u8>().prop_map(|which| Call::ShmDetach { which }),
+        1 => obj().prop_map(|segment| Call::ShmStat { segment }),
+        1 => (obj(), uid(), gid(), mode())
+            .prop_map(|(segment, uid, gid, mode)| Call::ShmSet { segment, uid, gid, mode }),
+        2 => obj().prop_map(|segment| Call::ShmRemove { segment }),
+        1 => (obj(), any::<bool>()).prop_map(|(segment, lock)| Call::ShmLock { segment, lock }),
+        1 => any::<bool>().prop_map(|usage| Call::ShmInfo { usage }),
+        1 => (prop_oneof![0..6i32, Just(-1), Just(32769)], any::<bool>())
+            .prop_map(|(index, any)| Call::ShmStatIndex { index, any }),
+    ]
+    .boxed()
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let call = prop_oneof![
+        10 => sem_call(),
+        10 => msg_call(),
+        6 => shm_call(),
+        1 => Just(Call::Exit),
+    ];
+    (prop_oneof![3 => Just(0usize), 1 => Just(1)], who(), call)
+        .prop_map(|(process, who, call)| Step { process, who, call })
+}
+
+/// A first step that makes an object of `kind` (most often), so that
+/// the steps after it have objects to work on.
+fn making_step(kind: Kind) -> impl Strategy<Value = Step> {
+    let create = prop_oneof![4 => Just(IPC_CREAT), 1 => Just(0)];
+    let nsems = prop_oneof![6 => 1..4i32, 1 => Just(30)];
+    let call = (
+        model_key(),
+        create,
+        prop_oneof![3 => Just(0o600u32), 1 => mode()],
+        nsems,
+    )
+        .prop_map(move |(key, create, mode, nsems)| {
+            let flags = create | mode as i32;
+            match kind {
+                Kind::Sem => Call::SemGet { key, nsems, flags },
+                Kind::Msg => Call::MsgGet { key, flags },
+                Kind::Shm => Call::ShmGet {
+                    key,
+                    size: 4096,
+                    flags,
+                },
+            }
+        });
+    (
+        prop_oneof![3 => Just(0usize), 1 => Just(1)],
+        prop_oneof![4 => Just(Who::Owner), 1 => who()],
+        call,
+    )
+        .prop_map(|(process, who, call)| Step { process, who, call })
+}
+
+/// A sequence: steps that make an object of each kind (each left out
+/// now and then, and first to go when a case shrinks), then any steps.
+fn sequence() -> impl Strategy<Value = Vec<Step>> {
+    let making = |kind| proptest::option::weighted(0.9, making_step(kind));
+    (
+        making(Kind::Sem),
+        making(Kind::Msg),
+        making(Kind::Shm),
+        proptest::collection::vec(step(), 1..60),
+    )
+        .prop_map(|(sem, msg, shm, more)| {
+            [sem, msg, shm].into_iter().flatten().chain(more).collect()
+        })
+}
+
+impl From<crate::sem::SemidDs> for SemSeen {
+    fn from(ds: crate::sem::SemidDs) -> Self {
+        SemSeen {
+            perm: ds.perm,
+            otime: ds.otime != 0,
+            ctime: ds.ctime != 0,
+            nsems: ds.nsems,
+        }
+    }
+}
+
+impl From<crate::msg::MsqidDs> for MsgSeen {
+    fn from(ds: crate::msg::MsqidDs) -> Self {
+        MsgSeen {
+            perm: ds.perm,
+            stime: ds.stime != 0,
+            rtime: ds.rtime != 0,
+            ctime: ds.ctime != 0,
+            cbytes: ds.cbytes,
+            qnum: ds.qnum,
+            qbytes: ds.qbytes,
+            lspid: ds.lspid,
+            lrpid: ds.lrpid,
+        }
+    }
+}
+
+impl From<crate::shm::ShmidDs> for ShmSeen {
+    fn from(ds: crate::shm::ShmidDs) -> Self {
+        ShmSeen {
+            perm: ds.perm,
+            segsz: ds.segsz,
+            atime: ds.atime != 0,
+            dtime: ds.dtime != 0,
+            ctime: ds.ctime != 0,
+            cpid: ds.cpid,
+            lpid: ds.lpid,
+            nattch: ds.nattch,
+        }
+    }
+}
+
+fn indexed<T>(found: (i32, T), answer: impl FnOnce(T) -> Answer) -> Answer {
+    Answer::Indexed(found.0, std::boxed::Box::new(answer(found.1)))
+}
+
+/// Makes `call` on the core as process `pid` (namespace `ns`) with `cred`.
+/// `kernel` is the model before the call: it names the objects and the
+/// addresses.
+fn on_core(
+    ns: &Namespace<'_, TestHost>,
+    pid: u32,
+    cred: &Cred<'_>,
+    call: &Call,
+    kernel: &Kernel,
+) -> Result<Answer> {
+    let sem = |set| kernel.resolve(Kind::Sem, set);
+    let queue = |queue| kernel.resolve(Kind::Msg, queue);
+    let segment = |segment| kernel.resolve(Kind::Shm, segment);
+    let done = |()| Answer::Done;
+    match *call {
+        Call::SemGet { key, nsems, flags } => ns.semget(key, nsems, flags, cred).map(Answer::Id),
+        Call::SemOp {
+            set,
+            ref sops,
+            timeout,
+        } => ns.semtimedop(sem(set), sops, timeout, cred).map(done),
+        Call::SemSetVal { set, num, value } => ns.sem_setval(sem(set), num, value, cred).map(done),
+        Call::SemQuery { set, num, query } => {
+            ns.sem_query(sem(set), num, query, cred).map(Answer::Value)
+        }
+        Call::SemGetAll { set } => {
+            let mut values = Vec::new();
+            ns.sem_getall(sem(set), cred, &mut |_, value| values.push(value))?;
+            Ok(Answer::Values(values))
+        }
+        Call::SemSetAll { set, ref values } => ns
+            .sem_setall(sem(set), cred, &|i| values[i as usize % values.len()])
+            .map(done),
+        Call::SemStat { set } => ns.sem_stat(sem(set), cred).map(|ds| Answer::Sem(ds.into())),
+        Call::SemSet {
+            set,
+            uid,
+            gid,
+            mode,
+        } => ns.sem_set(sem(set), cred, uid, gid, mode).map(done),
+        Call::SemRemove { set } => ns.sem_remove(sem(set), cred).map(done),
+        Call::SemInfo { usage } => {
+            let (max, info) = ns.sem_info(usage);
+            let figures = [
+                info.semmni,
+                info.semmns,
+                info.semmsl,
+                info.semopm,
+                info.semusz,
+                info.semvmx,
+                info.semaem,
+            ];
+            Ok(Answer::Info(max, figures.map(i64::from).to_vec()))
+        }
+        Call::SemStatIndex { index, any } => ns
+            .sem_stat_index(index, any, cred)
+            .map(|found| indexed(found, |ds| Answer::Sem(ds.into()))),
+        Call::MsgGet { key, flags } => ns.msgget(key, flags, cred).map(Answer::Id),
+        Call::MsgSnd {
+            queue: q,
+            mtype,
+            len,
+            fill,
+        } => {
+            let data = model::message_bytes(len, fill);
+            ns.msgsnd(queue(q), mtype, &data, IPC_NOWAIT, cred)
+                .map(done)
+        }
+        Call::MsgRcv {
+            queue: q,
+            bufsz,
+            msgtyp,
+            flags,
+        } => {
+            let mut out = std::vec![0; ns.limits().msgmax as usize];
+            let (mtype, len) = ns.msgrcv(queue(q), bufsz, msgtyp, flags, &mut out, cred)?;
+            out.truncate(len);
+            Ok(Answer::Received(mtype, out))
+        }
+        Call::MsgStat { queue: q } => ns.msg_stat(queue(q), cred).map(|ds| Answer::Msg(ds.into())),
+        Call::MsgSet {
+            queue: q,
+            uid,
+            gid,
+            mode,
+            qbytes,
+        } => ns.msg_set(queue(q), cred, uid, gid, mode, qbytes).map(done),
+        Call::MsgRemove { queue: q } => ns.msg_remove(queue(q), cred).map(done),
+        Call::MsgInfo { usage } => {
+            let (max, info) = ns.msg_info(usage);
+            let mut figures = std::vec![
+                info.msgmax,
+                info.msgmnb,
+                info.msgmni,
+                info.msgssz,
+                i32::from(info.msgseg)
+            ];
+            if usage {
+                figures.extend([info.msgpool, info.msgmap, info.msgtql]);
+            }
+            Ok(Answer::Info(
+                max,
+                figures.into_iter().map(i64::from).collect(),
+            ))
+        }
+        Call::MsgStatIndex { index, any } => ns
+            .msg_stat_index(index, any, cred)
+            .map(|found| indexed(found, |ds| Answer::Msg(ds.into()))),
+        Call::ShmGet { key, size, flags } => ns
+            .shmget(key, size, flags, cred, |_, _, _| Ok(Placement::Host(0)))
+            .map(Answer::Id),
+        Call::ShmAttach { segment: s, flags } => {
+            let shmid = segment(s);
+            let info = ns.shm_attach_check(shmid, flags, cred)?;
+            let len = info.segsz.div_ceil(shm::PAGE_SIZE) * shm::PAGE_SIZE;
+            ns.shm_attached(shmid, kernel.next_address(), len)?;
+            Ok(Answer::Attached(info.segsz))
+        }
+        Call::ShmDetach { which } => {
+            let detached = ns.shm_detach(kernel.detach_address(pid, which), &mut |_, _| {})?;
+            Ok(Answer::Detached {
+                shmid: detached.shmid,
+                len: detached.len,
+                destroyed: detached.destroyed,
+            })
+        }
+        Call::ShmStat { segment: s } => ns
+            .shm_stat(segment(s), cred)
+            .map(|ds| Answer::Shm(ds.into())),
+        Call::ShmSet {
+            segment: s,
+            uid,
+            gid,
+            mode,
+        } => ns
+            .shm_set(segment(s), cred, uid, gid, mode)
+            .map(|_| Answer::Done),
+        Call::ShmRemove { segment: s } => ns.shm_remove(segment(s), cred).map(Answer::Removed),
+        Call::ShmLock { segment: s, lock } => ns.shm_lock(segment(s), cred, lock).map(done),
+        Call::ShmInfo { usage } => {
+            if usage {
+                let (max, usage) = ns.shm_usage();
+                Ok(Answer::Info(
+                    max,
+                    std::vec![i64::from(usage.used_ids), usage.shm_tot as i64],
+                ))
+            } else {
+                let (max, info) = ns.shm_info();
+                let figures = [info.shmmax, info.shmmin, info.shmmni, info.shmall];
+                Ok(Answer::Info(max, figures.map(|f| f as i64).to_vec()))
+            }
+        }
+        Call::ShmStatIndex { index, any } => ns
+            .shm_stat_index(index, any, cred)
+            .map(|found| indexed(found, |ds| Answer::Shm(ds.into()))),
+        Call::Exit => unreachable!("a process exits by dropping its namespace"),
+    }
+}
+
+/// Reads everything the model's [`Kernel::observe`] reports, through the
+/// namespace of a privileged observer.
+fn observe(ns: &Namespace<'_, TestHost>, pids: [u32; 2]) -> Result<Observed> {
+    let observer = Cred {
+        euid: 0,
+        egid: 0,
+        ipc_owner: true,
+        sys_admin: true,
+        ..USER
+    };
+    let by_index = |kind| {
+        let mut ids: Vec<i32> = ns.objects(kind).map(|(id, _)| id).collect();
+        ids.sort_by_key(|&id| id as u32 % limits::IPCMNI);
+        ids
+    };
+    let mut observed = Observed {
+        sems: Vec::new(),
+        queues: Vec::new(),
+        segments: Vec::new(),
+        adjustments: Vec::new(),
+    };
+    for id in by_index(Kind::Sem) {
+        let seen = ns.sem_stat(id, &observer)?.into();
+        let mut values = Vec::new();
+        ns.sem_getall(id, &observer, &mut |_, value| values.push(value))?;
+        let pids = (0..values.len() as i32)
+            .map(|num| {
+                ns.sem_query(id, num, SemQuery::Pid, &observer)
+                    .map(|pid| pid as u32)
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        observed.sems.push((id, seen, values, pids));
+    }
+    for id in by_index(Kind::Msg) {
+        let seen: MsgSeen = ns.msg_stat(id, &observer)?.into();
+        let mut out = std::vec![0; ns.limits().msgmax as usize];
+        let mut messages = Vec::new();
+        for at in 0..seen.qnum as i64 {
+            let bufsz = i64::from(ns.limits().msgmax);
+            let (mtype, len) =
+                ns.msgrcv(id, bufsz, at, IPC_NOWAIT | MSG_COPY, &mut out, &observer)?;
+            messages.push((mtype, out[..len].to_vec()));
+        }
+        observed.queues.push((id, seen, messages));
+    }
+    for id in by_index(Kind::Shm) {
+        observed
+            .segments
+            .push((id, ns.shm_stat(id, &observer)?.into()));
+    }
+    for pid in pids {
+        ns.undo_export(pid, false, &observer, &mut |a| {
+            observed.adjustments.push((pid, a.semid, a.semnum, a.value))
+        })?;
+    }
+    observed.adjustments.sort_unstable();
+    Ok(observed)
+}
+
+/// Sequences of calls that do not block — every semaphore, queue and
+/// segment call the kernel has, by two processes as three users, on
+/// objects made during the sequence and on made-up ids — give the answers
+/// the model of the kernel gives, and leave the state it leaves (every
+/// object's `IPC_STAT`, values, pids and messages, and the undo
+/// adjustments), after every step.
+#[test]
+fn operation_sequences_agree_with_a_model_of_the_kernel() {
+    let limits = model_limits();
+    check_property(
+        "operation sequences against a model of the kernel",
+        config(1000, 0x6b65_726e_656c),
+        sequence(),
+        |steps| {
+            let mem = memory(&limits);
+            let host = TestHost::family();
+            let first = Namespace::create(&mem, &limits, host.clone()).unwrap();
+            let second = Namespace::open(&mem, host.sibling(2)).unwrap();
+            let mut processes = [first, second];
+            let mut pids = [1, 2];
+            let mut kernel = Kernel::new(limits);
+            for (number, step) in steps.iter().enumerate() {
+                let Step { process, who, .. } = *step;
+                let (pid, cred) = (pids[process], who.cred());
+                let mut call = step.call.clone();
+                if let Call::SemOp {
+                    set,
+                    ref sops,
+                    ref mut timeout,
+                } = call
+                {
+                    let semid = kernel.resolve(Kind::Sem, set);
+                    if timeout.is_none()
+                        && matches!(
+                            kernel.semop_plan(pid, &cred, semid, sops, None),
+                            Ok(Plan::Sleep)
+                        )
+                    {
+                        // It would sleep for good: let it wait no time at all.
+                        *timeout = Some(Timeout { sec: 0, nsec: 0 });
+                    }
+                }
+                if let Call::Exit = call {
+                    let next = pids[0].max(pids[1]) + 1;
+                    processes[process] = Namespace::open(&mem, host.sibling(next)).unwrap();
+                    kernel.exit(pid);
+                    pids[process] = next;
+                } else {
+                    let answer = on_core(&processes[process], pid, &cred, &call, &kernel);
+                    let expected = kernel.call(pid, &cred, &call);
+                    prop_assert_eq!(
+                        answer,
+                        expected,
+                        "step {}: {:?} by {:?} in process {}",
+                        number,
+                        call,
+                        who,
+                        pid
+                    );
+                }
+                let (seen, expected) = (observe(&processes[0], pids), kernel.observe());
+                let seen = seen.map_err(|err| {
+                    TestCaseError::fail(std::format!("after step {number}: {call:?}: {err:?}"))
+                })?;
+                let after = || std::format!("after step {number}: {call:?}");
+                prop_assert_eq!(seen.sems, expected.sems, "sets {}", after());
+                prop_assert_eq!(seen.queues, expected.queues, "queues {}", after());
+                prop_assert_eq!(seen.segments, expected.segments, "segments {}", after());
+                prop_assert_eq!(seen.adjustments, expected.adjustments, "undo {}", after());
+            }
+            Ok(())
+        },
+    );
 }
