@@ -415,6 +415,24 @@ impl<'m, H: Host> Namespace<'m, H> {
         existing: impl FnOnce(&Object<'m>) -> Result<()>,
         create: impl FnOnce(&mut Txn<'_, 'm, H>, &Object<'m>) -> Result<()>,
     ) -> Result<i32> {
+        self.ipc_get_checked(kind, key, flags, cred, existing, || Ok(()), create)
+    }
+
+    /// [`Namespace::ipc_get`], where `new_args` checks the arguments of a
+    /// new object before the table's limit is: Linux `newary()` and
+    /// `newseg()` refuse a bad size (`EINVAL`) before `ipc_addid()` finds
+    /// the table full (`ENOSPC`).
+    #[allow(clippy::too_many_arguments)] // ipc_get's, and the one check it lacks
+    pub(crate) fn ipc_get_checked(
+        &self,
+        kind: Kind,
+        key: i32,
+        flags: i32,
+        cred: &Cred<'_>,
+        existing: impl FnOnce(&Object<'m>) -> Result<()>,
+        new_args: impl FnOnce() -> Result<()>,
+        create: impl FnOnce(&mut Txn<'_, 'm, H>, &Object<'m>) -> Result<()>,
+    ) -> Result<i32> {
         let table = self.table(kind)?;
         let mut txn = Txn::begin(self, &table.header.lock)?;
         if key != IPC_PRIVATE {
@@ -436,6 +454,7 @@ impl<'m, H: Host> Namespace<'m, H> {
                 return Err(Errno::ENOENT);
             }
         }
+        new_args()?;
         if table.header.in_use.get() >= table.limit {
             return Err(Errno::ENOSPC);
         }

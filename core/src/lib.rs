@@ -55,6 +55,8 @@ pub mod shm;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_fuzz;
+#[cfg(test)]
 mod tests_msg;
 #[cfg(test)]
 mod tests_sem;

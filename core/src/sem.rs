@@ -534,7 +534,7 @@ impl<'m, H: Host> Namespace<'m, H> {
         if nsems > limits.semmsl {
             return Err(Errno::EINVAL);
         }
-        self.ipc_get(
+        self.ipc_get_checked(
             Kind::Sem,
             key,
             flags,
@@ -545,10 +545,13 @@ impl<'m, H: Host> Namespace<'m, H> {
                 }
                 Ok(())
             },
-            |txn, object| {
+            || {
                 if nsems == 0 {
                     return Err(Errno::EINVAL);
                 }
+                Ok(())
+            },
+            |txn, object| {
                 let usage = self.table_usage(Kind::Sem)?;
                 let used = usage.get();
                 let wanted = used.checked_add(u64::from(nsems)).ok_or(Errno::CORRUPT)?;
@@ -726,6 +729,15 @@ impl<'m, H: Host> Namespace<'m, H> {
         let mut retried = false;
         loop {
             let mut st = self.lock_set(semid)?;
+            // Linux `find_alloc_undo` makes the caller's undo structure
+            // before the checks that follow the id's, and its exit stamps
+            // `sem_otime` for every structure of a live set: a call that
+            // fails leaves the record (unlinked), and its mark at exit.
+            let record = if undo {
+                Some(self.undo_record(&mut st, me)?)
+            } else {
+                None
+            };
             if usize::from(max) >= st.view.len() {
                 return Err(Errno::EFBIG);
             }
@@ -733,11 +745,6 @@ impl<'m, H: Host> Namespace<'m, H> {
             if !st.locked.object.allows(cred, access) {
                 return Err(Errno::EACCES);
             }
-            let record = if undo {
-                Some(self.undo_record(&mut st, me)?)
-            } else {
-                None
-            };
             if let Some(scratch) = scratch {
                 st.txn().lend_overflow(scratch, journal_entries(nsops))?;
             }
@@ -1686,7 +1693,9 @@ impl<'m, H: Host> Namespace<'m, H> {
     }
 
     /// Applies and detaches one undo record, if its set lives and it is
-    /// linked, stamping the semaphores it changes with `pid`.
+    /// linked, stamping the semaphores it changes with `pid`. As Linux
+    /// `exit_sem`, stamps `sem_otime` for any record of a live set, linked
+    /// or not (made by a call that failed, or detached by `SETALL`).
     fn apply_undo(&self, at: u32, semid: i32, pid: u32) -> Result<()> {
         let mut st = match self.lock_set(semid) {
             Ok(st) => st,
@@ -1696,6 +1705,8 @@ impl<'m, H: Host> Namespace<'m, H> {
         };
         let (record, adjustments) = self.undo_at(at, semid)?;
         if record.linked.get() == 0 {
+            self.stamp_otime(&mut st.locked.txn, &st.view)?;
+            st.commit();
             return Ok(());
         }
         let me = self.identity()?.1;
@@ -1724,7 +1735,8 @@ impl<'m, H: Host> Namespace<'m, H> {
             if next != 0 {
                 st.txn().set(&self.undo_at(next, semid)?.0.set_prev, prev)?;
             }
-            st.txn().set(&record.linked, 0)
+            st.txn().set(&record.linked, 0)?;
+            self.stamp_otime(&mut st.locked.txn, &st.view)
         });
         let finished = applied.and_then(|()| self.finish_change(st));
         scratch.free(self)?;

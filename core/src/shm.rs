@@ -242,7 +242,7 @@ impl<'m, H: Host> Namespace<'m, H> {
     ) -> Result<i32> {
         let limits = self.layout.limits;
         let pid = self.identity()?.1;
-        self.ipc_get(
+        self.ipc_get_checked(
             Kind::Shm,
             key,
             flags,
@@ -253,10 +253,13 @@ impl<'m, H: Host> Namespace<'m, H> {
                 }
                 Ok(())
             },
-            |txn, object| {
+            || {
                 if size < 1 || size > limits.shmmax {
                     return Err(Errno::EINVAL);
                 }
+                Ok(())
+            },
+            |txn, object| {
                 if pages(size).checked_mul(PAGE_SIZE).is_none() {
                     // Whole pages overflow the size type (Linux: numpages).
                     return Err(Errno::ENOSPC);

@@ -452,6 +452,46 @@ fn adjustments_stay_within_semaem() {
 }
 
 #[test]
+fn an_exit_stamps_otime_of_each_set_it_called_with_sem_undo_even_in_vain() {
+    // Linux `find_alloc_undo` makes the undo structure before it checks the
+    // semaphore numbers and the permission, and `exit_sem` stamps
+    // `sem_otime` for each structure of a live set (measured here).
+    let (mem, host, ns) = fresh_namespace();
+    let [blocked, too_far, forbidden, without] =
+        [(); 4].map(|()| ns.semget(IPC_PRIVATE, 1, 0o600, &USER).unwrap());
+    as_process(&host, 2, mem, move |ns| {
+        let stranger = Cred {
+            euid: 5,
+            egid: 5,
+            ..USER
+        };
+        let undo = UNDO | NOWAIT;
+        assert_eq!(
+            ns.semop(blocked, &[op(0, -1, undo)], &USER),
+            Err(Errno::EAGAIN)
+        );
+        assert_eq!(
+            ns.semop(too_far, &[op(5, -1, undo)], &USER),
+            Err(Errno::EFBIG)
+        );
+        assert_eq!(
+            ns.semop(forbidden, &[op(0, 1, undo)], &stranger),
+            Err(Errno::EACCES)
+        );
+        assert_eq!(
+            ns.semop(without, &[op(0, -1, NOWAIT)], &USER),
+            Err(Errno::EAGAIN)
+        );
+    });
+    let otime = |id| ns.sem_stat(id, &USER).unwrap().otime;
+    assert!([blocked, too_far, forbidden]
+        .iter()
+        .all(|&id| otime(id) > 0));
+    assert_eq!(otime(without), 0, "no SEM_UNDO, no undo structure");
+    assert_clean(&ns);
+}
+
+#[test]
 fn setval_clears_one_adjustment_and_setall_all_of_them() {
     let (mem, host, ns) = fresh_namespace();
     let id = ns.semget(IPC_PRIVATE, 2, 0o600, &USER).unwrap();
