@@ -101,6 +101,8 @@ impl LockHead {
 /// still lives.
 struct Watcher<'n, 'm, H: Host> {
     ns: &'n Namespace<'m, H>,
+    /// The caller's own tag.
+    me: Tag,
     /// The owner watched and when to ask about it.
     watched: Option<(u32, Deadline)>,
 }
@@ -127,6 +129,12 @@ impl<H: Host> LockWait for Watcher<'_, '_, H> {
 
     fn watch(&mut self, seen: u32) -> Watch {
         let owner = Tag::from_raw(seen & !CONTENDED);
+        // The caller's own registry slot under another tag: a registration
+        // of that slot that ended before the caller's began, whatever the
+        // slot's words say now (a scribble can make them agree with it).
+        if owner != self.me && owner.slot().is_some() && owner.slot() == self.me.slot() {
+            return Watch::Dead;
+        }
         // A freed or garbage owner slot is cheap to see; asking the host
         // whether a process lives is a system call, made only when the
         // owner has held the lock for a whole interval.
@@ -255,12 +263,16 @@ impl<'m> LockView<'m> {
     /// covers this one's words, if any) is taken first, then this lock is taken
     /// over and rolled back.
     fn acquire<H: Host>(&self, ns: &Namespace<'m, H>, parent: Option<LockView<'m>>) -> Result<()> {
-        let me = ns.identity()?.0.raw();
+        let me = ns.identity()?.0;
         // Spinning, and yielding between spins so that a holder that lost
         // its core gets it back: a lock is held for a short section, and a
         // caller asleep on it would let those on a core overtake it.
-        let mut wait = Watcher { ns, watched: None };
-        match protocol::lock(self.head.owner.atomic(), me, SPINS, YIELDS, &mut wait) {
+        let mut wait = Watcher {
+            ns,
+            me,
+            watched: None,
+        };
+        match protocol::lock(self.head.owner.atomic(), me.raw(), SPINS, YIELDS, &mut wait) {
             Locked::Taken => Ok(()),
             Locked::OwnerDead(seen) => self.take_over(ns, parent, seen),
         }

@@ -213,6 +213,17 @@ impl<'m> Registry<'m> {
         Ok(())
     }
 
+    /// Scribbles `tag`'s slot back one generation, as if the process had
+    /// registered there before, and returns the tag of that registration
+    /// (for tests).
+    #[cfg(test)]
+    pub(crate) fn forge_earlier(&self, tag: Tag) -> Tag {
+        let earlier = Tag::new(tag.slot().unwrap_or(0), tag.generation().wrapping_sub(1));
+        let slot = self.slot(tag.slot().unwrap_or(0)).unwrap();
+        slot.generation.set(earlier.generation());
+        earlier
+    }
+
     fn slot(&self, index: u32) -> Result<&'m ProcSlot> {
         if index >= self.count.get() {
             return Err(Errno::CORRUPT);

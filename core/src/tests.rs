@@ -742,6 +742,49 @@ pub(crate) fn park_dead(host: &TestHost) -> ! {
 }
 
 #[test]
+fn a_lock_naming_an_earlier_registration_of_the_callers_own_slot_is_taken_over() {
+    let (mem, _host, ns) = fresh_namespace();
+    let id = create(&ns, Kind::Sem, 21, IPC_CREAT | 0o600).unwrap();
+    let me = ns.tag().unwrap();
+    let holding = |tag: Tag| -> Vec<usize> {
+        (0..mem.len())
+            .filter(|&i| mem[i].load(Ordering::Relaxed) == tag.raw())
+            .collect()
+    };
+    let before = holding(me);
+    let locked = ns.lock_object(Kind::Sem, id).unwrap();
+    let owner = *holding(me)
+        .iter()
+        .find(|i| !before.contains(i))
+        .expect("the lock word");
+    locked.commit();
+    // The lock as a registration of this slot that died left it, and the
+    // slot's words scribbled to agree with that registration: the registry
+    // says a living process (this one) holds it.
+    let earlier = ns.registry.forge_earlier(me);
+    mem[owner].store(earlier.raw(), Ordering::Relaxed);
+
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                if start.elapsed() > Duration::from_secs(20) {
+                    eprintln!("the caller waits for a lock its own slot's past holds");
+                    std::process::abort();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let locked = ns.lock_object(Kind::Sem, id);
+    done.store(true, Ordering::Relaxed);
+    watchdog.join().unwrap();
+    locked.expect("taken over").commit();
+}
+
+#[test]
 fn a_lock_whose_holder_died_is_recovered_and_rolled_back() {
     let limits = small_limits();
     let mem: &'static [AtomicU32] = std::vec::Vec::leak(memory(&limits));
