@@ -128,30 +128,35 @@ impl Guarded {
         });
     }
 
+    /// One increment under the lock by `me`.
+    fn locked_increment(&self, me: u32) {
+        self.lock(me);
+        self.increment();
+        self.unlock();
+    }
+
     fn count(&self) -> u32 {
         // SAFETY: every other thread has been joined.
         self.count.with(|count| unsafe { *count })
     }
 }
 
+/// A thread per tag in `tags`, each making one increment under the lock.
+fn increment_on_threads(guarded: &Arc<Guarded>, tags: [u32; 2]) -> Vec<thread::JoinHandle<()>> {
+    tags.into_iter()
+        .map(|me| {
+            let guarded = guarded.clone();
+            thread::spawn(move || guarded.locked_increment(me))
+        })
+        .collect()
+}
+
 #[test]
 fn the_lock_excludes_and_wakes_its_sleepers() {
     model(|| {
         let guarded = Arc::new(Guarded::default());
-        let others: Vec<_> = [1, 2]
-            .into_iter()
-            .map(|me| {
-                let guarded = guarded.clone();
-                thread::spawn(move || {
-                    guarded.lock(me);
-                    guarded.increment();
-                    guarded.unlock();
-                })
-            })
-            .collect();
-        guarded.lock(4);
-        guarded.increment();
-        guarded.unlock();
+        let others = increment_on_threads(&guarded, [1, 2]);
+        guarded.locked_increment(4);
         for other in others {
             other.join().unwrap();
         }
@@ -168,17 +173,7 @@ fn a_lock_whose_owner_died_is_seized_by_one_caller_and_then_handed_on() {
         guarded.lock(1);
         guarded.increment();
         guarded.dead.store(1, Ordering::Release);
-        let others: Vec<_> = [2, 4]
-            .into_iter()
-            .map(|me| {
-                let guarded = guarded.clone();
-                thread::spawn(move || {
-                    guarded.lock(me);
-                    guarded.increment();
-                    guarded.unlock();
-                })
-            })
-            .collect();
+        let others = increment_on_threads(&guarded, [2, 4]);
         for other in others {
             other.join().unwrap();
         }
